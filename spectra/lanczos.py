@@ -1,0 +1,361 @@
+"""Thick-restart Lanczos with full reorthogonalisation and locking.
+
+Wu & Simon, "Thick-restart Lanczos method for large symmetric eigenvalue problems", SIAM J.
+Matrix Anal. Appl. 22 (2000), which is Stewart's Krylov-Schur method ("A Krylov-Schur algorithm
+for large eigenproblems", SIAM J. Matrix Anal. Appl. 23, 2001) specialised to symmetric
+operators.
+
+After ``m`` steps the basis ``V`` (rows are orthonormal vectors) satisfies
+``A V^T = V^T H + beta v_{m+1} e_m^T``, with ``H = V A V^T`` the projected matrix. Each step
+orthogonalises ``A v_j`` against the whole basis twice (block classical Gram-Schmidt, "twice is
+enough"), so ``H`` is formed from the computed coefficients and no ghost copies of converged
+eigenvalues can appear. At a restart the wanted Ritz vectors are kept (thick restart) and the
+residual vector continues the expansion; converged wanted pairs are locked: they stay in the
+basis, so later vectors are kept orthogonal to them, and their couplings (below ``tol``) are
+dropped from ``H``. An exactly invariant subspace (``beta = 0``) gives exact pairs and the
+expansion continues with a fresh random vector orthogonal to the basis, which is how a
+rank-deficient operator reveals its null space.
+
+Convergence is judged on ``||A y - theta y|| <= tol * ||A||`` (with ``||A||`` estimated from
+below by the largest ``||A v_j||`` seen): the Lanczos relation gives the residual of each Ritz
+pair for free during the run, and the returned pairs are then checked with one block product,
+so ``converged`` is earned from the true residual. The small dense work (``eigh`` of ``H``,
+selection, restart coefficients) runs in NumPy on the host with one device-to-host transfer per
+Lanczos step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+
+from spectra._namespace import Array, from_host, machine_epsilon, set_block, to_host
+from spectra._progress import progress_bar
+from spectra._random import Seed, gaussian, make_rng
+from spectra._validation import (
+    check_k,
+    check_positive_int,
+    check_start_vector,
+    check_which,
+    resolve_tol,
+)
+from spectra.dense import dense_eigensolve, preference_order, select_wanted
+from spectra.operators import LinearOperator, aslinearoperator
+from spectra.results import EigenResult, IterationInfo, warn_unconverged
+
+__all__ = ["lanczos"]
+
+# Rows of the basis updated together during a restart: bounds the temporary to this many
+# entries per basis vector, so the restart needs no second copy of the basis.
+_RESTART_CHUNK = 1 << 16
+# Share of the free basis rows filled with kept Ritz vectors at a restart (the rest is room for
+# new Lanczos vectors); 0.7 needed the fewest matvecs over the spectra in benchmarks/.
+_KEEP_FRACTION = 0.7
+
+
+def lanczos(
+    A: Any,
+    k: int = 6,
+    *,
+    which: str = "LA",
+    tol: float | None = None,
+    maxiter: int | None = None,
+    ncv: int | None = None,
+    v0: Array | None = None,
+    seed: Seed = None,
+    callback: Callable[[IterationInfo], None] | None = None,
+    progress: bool = False,
+) -> EigenResult:
+    """The ``k`` eigenpairs of a symmetric operator at one or both ends of its spectrum.
+
+    Parameters
+    ----------
+    A : anything :func:`spectra.aslinearoperator` accepts.
+    k : number of eigenpairs, ``1 <= k <= n``; exactly ``k`` are returned.
+    which : ``"LA"`` largest algebraic, ``"SA"`` smallest algebraic, ``"LM"`` largest magnitude,
+        ``"BE"`` both ends (``k // 2`` from the bottom, the rest from the top).
+    tol : relative residual ``||A v - lambda v|| / ||A||`` to reach; ``None`` or 0 gives
+        ``eps ** (2/3)`` of the operator's dtype.
+    maxiter : maximum number of restarts (default ``10 * n``).
+    ncv : basis size, ``k < ncv <= n`` (default ``min(n, max(2k + 1, 20))``). When the basis
+        would span the whole space the operator is materialised and solved densely.
+    v0 : start vector; by default a Gaussian vector drawn from ``seed``.
+    callback : called with an :class:`~spectra.results.IterationInfo` after each restart.
+    progress : show a tqdm bar counting converged pairs.
+
+    Returns
+    -------
+    EigenResult in ascending order of eigenvalue, arrays in the operator's namespace and device.
+    Pairs that missed ``tol`` when ``maxiter`` ran out come back with ``converged=False`` and a
+    :class:`~spectra.results.ConvergenceWarning`.
+
+    >>> import numpy as np, spectra
+    >>> result = spectra.lanczos(np.diag(np.arange(1.0, 101.0)), k=3, seed=0)
+    >>> np.round(result.eigenvalues, 8)
+    array([ 98.,  99., 100.])
+    """
+    op = aslinearoperator(A)
+    n = op.shape[0]
+    k = check_k(k, n)
+    which = check_which(which)
+    tol = resolve_tol(tol, eps=machine_epsilon(op.xp, op.dtype))
+    ncv = _resolve_ncv(ncv, k, n)
+    maxiter = check_positive_int(10 * n if maxiter is None else maxiter, name="maxiter")
+    start = check_start_vector(v0, op) if v0 is not None else None
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable; got {type(callback).__name__}")
+    if ncv + 1 > n:
+        return dense_eigensolve(op, k, which=which, tol=tol, method="lanczos")
+    rng = make_rng(seed)
+    if start is None:
+        start = gaussian(rng, (n,), op)
+    with progress_bar(progress, total=k, desc="lanczos", unit="pair") as bar:
+        return _thick_restart(
+            op, k, which=which, tol=tol, ncv=ncv, maxiter=maxiter, start=start, rng=rng,
+            callback=callback, bar=bar,
+        )
+
+
+def _resolve_ncv(ncv: Any, k: int, n: int) -> int:
+    if ncv is None:
+        return min(n, max(2 * k + 1, 20))
+    ncv = check_positive_int(ncv, name="ncv")
+    if k < n and not k < ncv <= n:
+        raise ValueError(f"ncv must satisfy k < ncv <= n, here {k} < ncv <= {n}; got ncv={ncv}")
+    return ncv
+
+
+@dataclass
+class _Krylov:
+    """Mutable state of one run: basis rows ``V``, projected matrix ``H`` (host) and counters."""
+
+    V: Array  # (ncv + 1, n): orthonormal rows
+    H: np.ndarray  # (ncv + 1, ncv + 1) symmetric projection, host float64
+    n_locked: int
+    locked_values: np.ndarray
+    norm_estimate: float
+    n_matvec: int
+    breakdown_tol: float
+
+
+def _thick_restart(
+    op: LinearOperator,
+    k: int,
+    *,
+    which: str,
+    tol: float,
+    ncv: int,
+    maxiter: int,
+    start: Array,
+    rng: np.random.Generator,
+    callback: Callable[[IterationInfo], None] | None,
+    bar: Any,
+) -> EigenResult:
+    xp = op.xp
+    n = op.shape[0]
+    eps = machine_epsilon(xp, op.dtype)
+    V = xp.zeros((ncv + 1, n), dtype=op.dtype, device=op.device)
+    V = set_block(V, (slice(0, 1), slice(None)), (start / xp.linalg.vector_norm(start))[None, :])
+    state = _Krylov(
+        V=V, H=np.zeros((ncv + 1, ncv + 1)), n_locked=0, locked_values=np.empty(0),
+        norm_estimate=0.0, n_matvec=0, breakdown_tol=eps ** 0.75,
+    )
+    first_unexpanded = 0
+    for restart in range(1, maxiter + 1):
+        _expand(op, state, start=first_unexpanded, stop=ncv, rng=rng)
+        ritz = _rayleigh_ritz(state, ncv)
+        wanted = select_wanted(np.concatenate([state.locked_values, ritz.values]), which, k)
+        threshold = tol * state.norm_estimate
+        estimates = np.concatenate([np.zeros(state.n_locked), ritz.estimates])
+        n_converged = int(np.count_nonzero(estimates[wanted] <= threshold))
+        bar.update(n_converged - bar.n)
+        if callback is not None:
+            callback(IterationInfo(
+                restart=restart, n_matvec=state.n_matvec,
+                ritz_values=np.concatenate([state.locked_values, ritz.values]),
+                residual_estimates=estimates, n_converged=n_converged,
+                norm_estimate=state.norm_estimate,
+            ))
+        if n_converged == k:
+            return _finish(op, state, ritz, wanted, which=which, tol=tol, restarts=restart)
+        first_unexpanded = _restart(
+            op, state, ritz, wanted, which=which, threshold=threshold, ncv=ncv
+        )
+    return _finish(op, state, ritz, wanted, which=which, tol=tol, restarts=maxiter)
+
+
+def _expand(op: LinearOperator, state: _Krylov, *, start: int, stop: int, rng: np.random.Generator) -> None:
+    """Lanczos steps ``start .. stop - 1``: fill basis rows up to ``stop`` and ``H`` to match."""
+    xp = op.xp
+    for j in range(start, stop):
+        w = op.matvec(state.V[j, :])
+        state.n_matvec += 1
+        norm_Aw = xp.linalg.vector_norm(w)
+        basis = state.V[: j + 1, :]
+        coefficients = basis @ w
+        w = w - coefficients @ basis
+        correction = basis @ w
+        w = w - correction @ basis
+        beta = xp.linalg.vector_norm(w)
+        host = to_host(xp.concat([coefficients + correction, xp.stack([beta, norm_Aw])]))
+        if not np.all(np.isfinite(host)):
+            raise FloatingPointError(
+                f"the operator returned non-finite values at Lanczos step {j + 1} "
+                f"(matvec {state.n_matvec})"
+            )
+        h, beta_host, norm_Aw_host = host[: j + 1].astype(np.float64), float(host[j + 1]), float(host[j + 2])
+        state.norm_estimate = max(state.norm_estimate, norm_Aw_host)
+        h[: state.n_locked] = 0.0
+        state.H[: j + 1, j] = h
+        state.H[j, : j + 1] = h
+        if beta_host <= state.breakdown_tol * state.norm_estimate:
+            next_vector = _fresh_vector(op, state.V[: j + 1, :], rng)
+            beta_host = 0.0
+        else:
+            next_vector = w / beta
+        state.H[j + 1, j] = state.H[j, j + 1] = beta_host
+        state.V = set_block(state.V, (slice(j + 1, j + 2), slice(None)), next_vector[None, :])
+
+
+def _fresh_vector(op: LinearOperator, basis: Array, rng: np.random.Generator) -> Array:
+    """A random unit vector orthogonal to the rows of ``basis`` (after an invariant subspace)."""
+    xp = op.xp
+    for _ in range(3):
+        v = gaussian(rng, (op.shape[0],), op)
+        for _ in range(2):
+            v = v - (basis @ v) @ basis
+        norm = float(to_host(xp.linalg.vector_norm(v)))
+        if norm > 1e-3:
+            return v / norm
+    raise RuntimeError("could not extend the Krylov basis: it already spans the whole space")
+
+
+@dataclass(frozen=True)
+class _Ritz:
+    values: np.ndarray  # active Ritz values
+    vectors: np.ndarray  # coefficients in the active basis rows
+    estimates: np.ndarray  # |beta * last component|: residual norms from the Lanczos relation
+    beta: float
+
+
+def _rayleigh_ritz(state: _Krylov, m: int) -> _Ritz:
+    active = state.H[state.n_locked : m, state.n_locked : m]
+    values, vectors = scipy.linalg.eigh(active)
+    beta = state.H[m, m - 1]
+    return _Ritz(values=values, vectors=vectors, estimates=np.abs(beta * vectors[-1, :]), beta=beta)
+
+
+def _restart(
+    op: LinearOperator,
+    state: _Krylov, ritz: _Ritz, wanted: np.ndarray, *, which: str, threshold: float, ncv: int
+) -> int:
+    """Lock converged wanted pairs, keep the best active Ritz vectors, continue from the residual.
+
+    Returns the index of the first basis row still to be expanded.
+    """
+    n_locked = state.n_locked
+    wanted_active = wanted[wanted >= n_locked] - n_locked
+    room_for_locks = max(ncv - 2 - n_locked, 0)
+    newly_locked = [int(a) for a in wanted_active if ritz.estimates[a] <= threshold][:room_for_locks]
+    unconverged_wanted = [int(a) for a in wanted_active if int(a) not in newly_locked]
+    room = ncv - n_locked - len(newly_locked)
+    n_keep = min(room - 1, max(len(unconverged_wanted), 1, int(room * _KEEP_FRACTION)))
+    order = unconverged_wanted + [
+        int(a) for a in preference_order(ritz.values, which)
+        if int(a) not in newly_locked and int(a) not in unconverged_wanted
+    ]
+    kept = order[:n_keep]
+    chosen = newly_locked + kept
+    coefficients = ritz.vectors[:, chosen]
+    _rotate_basis(op, state, coefficients, first=n_locked, stop=ncv)
+    new_locked = n_locked + len(newly_locked)
+    residual_row = new_locked + len(kept)
+    state.V = set_block(
+        state.V, (slice(residual_row, residual_row + 1), slice(None)), state.V[ncv : ncv + 1, :]
+    )
+    state.locked_values = np.concatenate([state.locked_values, ritz.values[newly_locked]])
+    state.n_locked = new_locked
+    H = np.zeros_like(state.H)
+    H[np.arange(new_locked), np.arange(new_locked)] = state.locked_values
+    kept_rows = np.arange(new_locked, residual_row)
+    H[kept_rows, kept_rows] = ritz.values[kept]
+    coupling = ritz.beta * ritz.vectors[-1, kept]
+    H[residual_row, kept_rows] = coupling
+    H[kept_rows, residual_row] = coupling
+    state.H = H
+    return residual_row
+
+
+def _rotate_basis(
+    op: LinearOperator, state: _Krylov, coefficients: np.ndarray, *, first: int, stop: int
+) -> None:
+    """``V[first:first + p] = coefficients^T V[first:stop]`` in chunks of columns, in place."""
+    V = state.V
+    xp_coefficients = from_host(op.xp, coefficients.T, dtype=op.dtype, device=op.device)
+    p = coefficients.shape[1]
+    n = V.shape[1]
+    for c0 in range(0, n, _RESTART_CHUNK):
+        c1 = min(c0 + _RESTART_CHUNK, n)
+        block = xp_coefficients @ V[first:stop, c0:c1]
+        V = set_block(V, (slice(first, first + p), slice(c0, c1)), block)
+    state.V = V
+
+
+def _finish(
+    op: LinearOperator, state: _Krylov, ritz: _Ritz, wanted: np.ndarray, *, which: str, tol: float,
+    restarts: int,
+) -> EigenResult:
+    """Form the wanted Ritz vectors, check their true residuals with one block product, sort."""
+    xp = op.xp
+    n_locked = state.n_locked
+    m = n_locked + ritz.values.shape[0]
+    locked_rows = [int(w) for w in wanted if w < n_locked]
+    active = [int(w) - n_locked for w in wanted if w >= n_locked]
+    blocks = []
+    if locked_rows:
+        blocks.append(xp.take(state.V, xp.asarray(locked_rows, device=op.device), axis=0))
+    if active:
+        coefficients = from_host(xp, ritz.vectors[:, active].T, dtype=op.dtype, device=op.device)
+        blocks.append(coefficients @ state.V[n_locked:m, :])
+    Y = xp.concat(blocks, axis=0).T if len(blocks) > 1 else blocks[0].T
+    return ritz_result(op, Y, tol=tol, norm_estimate=state.norm_estimate, n_matvec=state.n_matvec,
+                       restarts=restarts, which=which, method="lanczos")
+
+
+def ritz_result(
+    op: LinearOperator, Y: Array, *, tol: float, norm_estimate: float, n_matvec: int, restarts: int,
+    which: str, method: str,
+) -> EigenResult:
+    """Rayleigh quotients and true residuals of orthonormal columns ``Y``, as a sorted result."""
+    xp = op.xp
+    AY = op.matmat(Y)
+    k = Y.shape[1]
+    values = xp.sum(Y * AY, axis=0)
+    residuals = xp.linalg.vector_norm(AY - Y * values[None, :], axis=0)
+    column_norms = xp.linalg.vector_norm(AY, axis=0)
+    host = to_host(xp.concat([values, residuals, column_norms])).astype(np.float64)
+    if not np.all(np.isfinite(host)):
+        raise FloatingPointError("the operator returned non-finite values on the final Ritz vectors")
+    values_host, residuals_host = host[:k], host[k : 2 * k]
+    norm_estimate = max(norm_estimate, float(np.max(host[2 * k :])))
+    converged = residuals_host <= tol * norm_estimate
+    order = np.argsort(values_host, kind="stable")
+    index = xp.asarray(order, device=op.device)
+    if not np.all(converged):
+        warn_unconverged(method, int(np.count_nonzero(converged)), k, f"after {restarts} restarts")
+    return EigenResult(
+        eigenvalues=xp.take(values, index),
+        eigenvectors=xp.take(Y, index, axis=1),
+        residual_norms=xp.take(residuals, index),
+        converged=xp.asarray(converged[order], device=op.device),
+        n_matvec=n_matvec + k,
+        n_restart=restarts,
+        tol=tol,
+        norm_estimate=norm_estimate,
+        which=which,
+        method=method,
+    )

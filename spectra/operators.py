@@ -1,0 +1,391 @@
+"""The operator protocol, adapters that turn arrays and scipy objects into operators, and composition.
+
+An operator is anything with ``shape`` (n, n), ``dtype``, ``device`` and ``matmat(X)`` for an
+(n, b) block in its own array namespace; ``matvec`` and ``op @ x`` derive from ``matmat``. The
+design follows scipy's ``scipy/sparse/linalg/_interface.py`` but is backend-neutral: the namespace
+(``xp``) travels with the operator, so solvers never have to call the operator to find out what
+it is.
+"""
+
+from __future__ import annotations
+
+import numbers
+from types import ModuleType
+from typing import Any, Protocol, runtime_checkable
+
+import array_api_compat
+import numpy as np
+import scipy.sparse
+import scipy.sparse.linalg
+
+from spectra._namespace import (
+    Array,
+    device_of,
+    from_host,
+    host_dtype,
+    is_real_floating,
+    namespace_of,
+    to_host,
+)
+
+__all__ = [
+    "DeflatedOperator",
+    "DenseOperator",
+    "IdentityOperator",
+    "LinearOperator",
+    "OperatorLike",
+    "ScaledOperator",
+    "SumOperator",
+    "as_scipy",
+    "aslinearoperator",
+    "deflate",
+    "identity_like",
+]
+
+
+@runtime_checkable
+class OperatorLike(Protocol):
+    """Structural protocol every solver accepts once wrapped by :func:`aslinearoperator`."""
+
+    @property
+    def shape(self) -> tuple[int, int]: ...
+
+    def matmat(self, X: Array) -> Array: ...
+
+
+class LinearOperator:
+    """A symmetric linear operator applied to blocks of vectors in one array namespace.
+
+    Subclasses implement ``_matmat``; the public :meth:`matmat` checks the block going in and the
+    block coming out (shape, dtype, device), so a faulty operator fails at once with a message
+    that names it. The checks read metadata only: they never synchronise with the device.
+    """
+
+    def __init__(self, *, shape: tuple[int, int], dtype: Any, device: Any, xp: ModuleType):
+        n_rows, n_cols = (int(s) for s in shape)
+        if n_rows != n_cols:
+            raise ValueError(f"operator shape must be square (n, n); got {shape}")
+        if not is_real_floating(xp, dtype):
+            raise TypeError(f"operator dtype must be a real floating dtype; got {dtype}")
+        self.shape = (n_rows, n_cols)
+        self.dtype = dtype
+        self.device = device
+        self.xp = xp
+
+    def _matmat(self, X: Array) -> Array:
+        raise NotImplementedError
+
+    def matmat(self, X: Array) -> Array:
+        """Apply the operator to the columns of ``X`` with shape (n, b)."""
+        if getattr(X, "ndim", None) != 2 or X.shape[0] != self.shape[1]:
+            raise ValueError(
+                f"matmat expects an array of shape ({self.shape[1]}, b); "
+                f"got {getattr(X, 'shape', type(X).__name__)}"
+            )
+        Y = self._matmat(X)
+        self._check_output(Y, expected_shape=tuple(X.shape))
+        return Y
+
+    def matvec(self, x: Array) -> Array:
+        """Apply the operator to one vector of shape (n,)."""
+        if getattr(x, "ndim", None) != 1 or x.shape[0] != self.shape[1]:
+            raise ValueError(
+                f"matvec expects an array of shape ({self.shape[1]},); "
+                f"got {getattr(x, 'shape', type(x).__name__)}"
+            )
+        return self.matmat(x[:, None])[:, 0]
+
+    def _check_output(self, Y: Array, *, expected_shape: tuple[int, ...]) -> None:
+        name = type(self).__name__
+        if tuple(getattr(Y, "shape", ())) != expected_shape:
+            raise ValueError(
+                f"{name}.matmat returned shape {getattr(Y, 'shape', type(Y).__name__)}; "
+                f"expected {expected_shape}"
+            )
+        if Y.dtype != self.dtype:
+            raise TypeError(
+                f"{name}.matmat returned dtype {Y.dtype}; the operator declares {self.dtype}"
+            )
+        if device_of(Y) != self.device:
+            raise ValueError(
+                f"{name}.matmat returned an array on device {device_of(Y)}; "
+                f"the operator lives on {self.device}"
+            )
+
+    def __matmul__(self, x: Array) -> Array:
+        if isinstance(x, LinearOperator):
+            return NotImplemented
+        if getattr(x, "ndim", None) == 1:
+            return self.matvec(x)
+        return self.matmat(x)
+
+    def __add__(self, other: object) -> LinearOperator:
+        if not isinstance(other, LinearOperator):
+            return NotImplemented
+        return SumOperator(self, other)
+
+    def __sub__(self, other: object) -> LinearOperator:
+        if not isinstance(other, LinearOperator):
+            return NotImplemented
+        return SumOperator(self, ScaledOperator(-1.0, other))
+
+    def __mul__(self, scalar: object) -> LinearOperator:
+        if not _is_real_scalar(scalar):
+            return NotImplemented
+        return ScaledOperator(float(scalar), self)  # type: ignore[arg-type]
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, scalar: object) -> LinearOperator:
+        if not _is_real_scalar(scalar):
+            return NotImplemented
+        return ScaledOperator(1.0 / float(scalar), self)  # type: ignore[arg-type]
+
+    def __neg__(self) -> LinearOperator:
+        return ScaledOperator(-1.0, self)
+
+    def __repr__(self) -> str:
+        n = self.shape[0]
+        return f"<{n}x{n} {type(self).__name__} dtype={self.dtype} device={self.device}>"
+
+
+def _is_real_scalar(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+class DenseOperator(LinearOperator):
+    """A dense (n, n) array of any array-API backend, applied by ``A @ X``."""
+
+    def __init__(self, A: Array):
+        xp = namespace_of(A)
+        if A.ndim != 2 or A.shape[0] != A.shape[1]:
+            raise ValueError(f"A must be a square 2-D array; got shape {tuple(A.shape)}")
+        if xp.isdtype(A.dtype, ("integral", "bool")):
+            A = xp.astype(A, xp.float64)
+        elif xp.isdtype(A.dtype, "complex floating"):
+            raise TypeError(f"A must be real; got dtype {A.dtype} (Hermitian input is not supported)")
+        super().__init__(shape=tuple(A.shape), dtype=A.dtype, device=device_of(A), xp=xp)
+        self.array = A
+
+    def _matmat(self, X: Array) -> Array:
+        return self.array @ X
+
+
+class _ScipyOperator(LinearOperator):
+    """A scipy sparse matrix or array, or a scipy ``LinearOperator``, on the host (NumPy)."""
+
+    def __init__(self, A: Any):
+        if A.dtype is None:
+            raise TypeError("scipy LinearOperator A has no dtype; construct it with dtype=...")
+        dtype = np.dtype(A.dtype)
+        if dtype.kind in "iub":
+            dtype = np.dtype(np.float64)
+        super().__init__(shape=A.shape, dtype=dtype, device="cpu", xp=namespace_of(np.empty(0)))
+        self.scipy_operator = A
+
+    def _matmat(self, X: Array) -> Array:
+        Y = self.scipy_operator @ X
+        if scipy.sparse.issparse(Y):
+            Y = Y.toarray()
+        return np.asarray(Y, dtype=self.dtype) if Y.dtype.kind in "iub" else np.asarray(Y)
+
+
+class _CupyxOperator(LinearOperator):
+    """A cupyx sparse matrix or cupyx ``LinearOperator`` on its GPU."""
+
+    def __init__(self, A: Any):
+        import array_api_compat.cupy as cupy_xp  # only reached with cupyx input
+
+        device = getattr(getattr(A, "data", None), "device", None)
+        if device is None:
+            device = device_of(cupy_xp.empty(0))
+        super().__init__(shape=A.shape, dtype=A.dtype, device=device, xp=cupy_xp)
+        self.cupyx_operator = A
+
+    def _matmat(self, X: Array) -> Array:
+        if hasattr(self.cupyx_operator, "matmat"):
+            return self.cupyx_operator.matmat(X)
+        return self.cupyx_operator @ X
+
+
+class _CallableOperator(LinearOperator):
+    """Any object with ``shape`` and ``matmat`` and/or ``matvec``.
+
+    The namespace, dtype and device are read from the object (``xp``, ``dtype``, ``device``
+    attributes) or given to :func:`aslinearoperator`; they are never found by calling it.
+    """
+
+    def __init__(self, A: Any, *, xp: ModuleType, dtype: Any, device: Any):
+        super().__init__(shape=tuple(A.shape), dtype=dtype, device=device, xp=xp)
+        self.wrapped = A
+
+    def _matmat(self, X: Array) -> Array:
+        if hasattr(self.wrapped, "matmat"):
+            return self.wrapped.matmat(X)
+        columns = [self.wrapped.matvec(X[:, j]) for j in range(X.shape[1])]
+        for column in columns:
+            if getattr(column, "shape", None) != (self.shape[0],):
+                raise ValueError(
+                    f"matvec of {type(self.wrapped).__name__} returned shape "
+                    f"{getattr(column, 'shape', type(column).__name__)}; expected ({self.shape[0]},)"
+                )
+        return self.xp.stack(columns, axis=1)
+
+
+class SumOperator(LinearOperator):
+    """``a + b`` for operators of the same shape, namespace and device."""
+
+    def __init__(self, a: LinearOperator, b: LinearOperator):
+        if a.shape != b.shape:
+            raise ValueError(f"cannot add operators of shapes {a.shape} and {b.shape}")
+        if a.xp is not b.xp or a.device != b.device:
+            raise ValueError(
+                f"cannot add operators from different namespaces or devices: "
+                f"{a.xp.__name__} on {a.device} and {b.xp.__name__} on {b.device}"
+            )
+        dtype = a.xp.result_type(a.dtype, b.dtype)
+        super().__init__(shape=a.shape, dtype=dtype, device=a.device, xp=a.xp)
+        self.terms = (a, b)
+
+    def _matmat(self, X: Array) -> Array:
+        a, b = self.terms
+        return self.xp.astype(a.matmat(X), self.dtype) + self.xp.astype(b.matmat(X), self.dtype)
+
+
+class ScaledOperator(LinearOperator):
+    """``c * a`` for a real scalar ``c``."""
+
+    def __init__(self, scale: float, a: LinearOperator):
+        super().__init__(shape=a.shape, dtype=a.dtype, device=a.device, xp=a.xp)
+        self.scale = float(scale)
+        self.operator = a
+
+    def _matmat(self, X: Array) -> Array:
+        return self.scale * self.operator.matmat(X)
+
+
+class IdentityOperator(LinearOperator):
+    """The identity in a given namespace, dtype and device; ``a - sigma * identity_like(a)``."""
+
+    def _matmat(self, X: Array) -> Array:
+        return X
+
+
+def identity_like(op: Any) -> IdentityOperator:
+    """The identity with the shape, dtype, namespace and device of ``op``."""
+    op = aslinearoperator(op)
+    return IdentityOperator(shape=op.shape, dtype=op.dtype, device=op.device, xp=op.xp)
+
+
+class DeflatedOperator(LinearOperator):
+    """``A - V diag(eigenvalues - target) V^T``: moves known eigenpairs of ``A`` to ``target``.
+
+    Hotelling deflation: with orthonormal eigenvectors ``V`` of ``A``, the deflated operator has
+    the same eigenvectors, the given eigenvalues replaced by ``target`` and the rest unchanged.
+    """
+
+    def __init__(self, op: LinearOperator, eigenvalues: Array, eigenvectors: Array, target: float):
+        xp = op.xp
+        if eigenvectors.ndim != 2 or eigenvectors.shape[0] != op.shape[0]:
+            raise ValueError(
+                f"eigenvectors must have shape ({op.shape[0]}, m); got {tuple(eigenvectors.shape)}"
+            )
+        if eigenvalues.ndim != 1 or eigenvalues.shape[0] != eigenvectors.shape[1]:
+            raise ValueError(
+                f"eigenvalues must have shape ({eigenvectors.shape[1]},) to match eigenvectors; "
+                f"got {tuple(eigenvalues.shape)}"
+            )
+        super().__init__(shape=op.shape, dtype=op.dtype, device=op.device, xp=xp)
+        self.operator = op
+        self.basis = xp.astype(eigenvectors, op.dtype)
+        self.shifts = xp.astype(eigenvalues, op.dtype) - target
+
+    def _matmat(self, X: Array) -> Array:
+        coefficients = self.basis.T @ X
+        return self.operator.matmat(X) - self.basis @ (self.shifts[:, None] * coefficients)
+
+
+def deflate(op: Any, eigenvalues: Array, eigenvectors: Array, *, target: float = 0.0) -> DeflatedOperator:
+    """Deflate known eigenpairs (orthonormal ``eigenvectors``) of ``op`` by moving them to ``target``."""
+    return DeflatedOperator(aslinearoperator(op), eigenvalues, eigenvectors, float(target))
+
+
+def aslinearoperator(
+    A: Any, *, xp: ModuleType | None = None, dtype: Any = None, device: Any = None
+) -> LinearOperator:
+    """Wrap ``A`` as a spectra :class:`LinearOperator`.
+
+    Accepts a spectra operator (returned as is); a dense square array of NumPy, array-api-strict,
+    PyTorch, JAX or CuPy; a scipy sparse matrix or array; a scipy ``LinearOperator`` (its declared
+    dtype is read, never probed); a cupyx sparse matrix or ``LinearOperator``; or any object with
+    ``shape`` and ``matmat`` or ``matvec``. For the last kind the namespace, dtype and device come
+    from its ``xp``, ``dtype`` and ``device`` attributes or from the keyword arguments, and default
+    to NumPy, float64 and the CPU.
+
+    >>> import numpy as np, spectra
+    >>> op = spectra.aslinearoperator(np.diag([1.0, 2.0, 3.0]))
+    >>> op @ np.ones(3)
+    array([1., 2., 3.])
+    """
+    if isinstance(A, LinearOperator):
+        return A
+    if isinstance(A, np.matrix):
+        A = np.asarray(A)
+    if scipy.sparse.issparse(A) or isinstance(A, scipy.sparse.linalg.LinearOperator):
+        _check_square(A.shape)
+        return _ScipyOperator(A)
+    if type(A).__module__.startswith("cupyx"):
+        _check_square(A.shape)
+        return _CupyxOperator(A)
+    if array_api_compat.is_array_api_obj(A):
+        return DenseOperator(A)
+    if hasattr(A, "shape") and (hasattr(A, "matmat") or hasattr(A, "matvec")):
+        _check_square(tuple(A.shape))
+        return _wrap_protocol_object(A, xp=xp, dtype=dtype, device=device)
+    raise TypeError(
+        "A must be an array, a scipy sparse matrix or LinearOperator, a spectra operator, or an "
+        f"object with `shape` and `matmat` or `matvec`; got {type(A).__name__}"
+    )
+
+
+def _check_square(shape: tuple[int, ...]) -> None:
+    if len(shape) != 2 or shape[0] != shape[1]:
+        raise ValueError(f"A must be square with shape (n, n); got shape {shape}")
+
+
+def _wrap_protocol_object(A: Any, *, xp: ModuleType | None, dtype: Any, device: Any) -> LinearOperator:
+    xp = xp if xp is not None else getattr(A, "xp", None)
+    xp = xp if xp is not None else namespace_of(np.empty(0))
+    dtype = dtype if dtype is not None else getattr(A, "dtype", None)
+    dtype = dtype if dtype is not None else xp.float64
+    device = device if device is not None else getattr(A, "device", None)
+    if device is None:
+        device = device_of(xp.empty(0))
+    return _CallableOperator(A, xp=xp, dtype=dtype, device=device)
+
+
+def as_scipy(op: Any) -> scipy.sparse.linalg.LinearOperator:
+    """A scipy ``LinearOperator`` view of ``op`` (host NumPy in and out), e.g. for scipy's ``eigsh``.
+
+    Each product moves the block to the operator's device and back; for NumPy operators that is
+    free.
+    """
+    op = aslinearoperator(op)
+    dtype_on_host = host_dtype(op.dtype)
+
+    def apply(X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X)
+        if X.ndim == 1:
+            X = X[:, None]
+        block = from_host(op.xp, np.ascontiguousarray(X, dtype=dtype_on_host), dtype=op.dtype, device=op.device)
+        return to_host(op.matmat(block))
+
+    return scipy.sparse.linalg.LinearOperator(
+        shape=op.shape,
+        matvec=lambda x: apply(x)[:, 0],
+        matmat=apply,
+        rmatvec=lambda x: apply(x)[:, 0],
+        rmatmat=apply,
+        dtype=dtype_on_host,
+    )
+
