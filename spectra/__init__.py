@@ -1,5 +1,6 @@
 """spectra: spectra of matrix-free symmetric operators on any array-API backend."""
 
+from spectra import testing
 from spectra._scipy_compat import eigsh
 from spectra.dense import materialize
 from spectra.lanczos import lanczos
@@ -28,4 +29,5 @@ __all__ = [
     "identity_like",
     "lanczos",
     "materialize",
+    "testing",
 ]

@@ -68,7 +68,7 @@ class LinearOperator:
         if not is_real_floating(xp, dtype):
             raise TypeError(f"operator dtype must be a real floating dtype; got {dtype}")
         self.shape = (n_rows, n_cols)
-        self.dtype = dtype
+        self.dtype = np.dtype(dtype) if isinstance(dtype, type) and issubclass(dtype, np.generic) else dtype
         self.device = device
         self.xp = xp
 
@@ -95,8 +95,12 @@ class LinearOperator:
             )
         return self.matmat(x[:, None])[:, 0]
 
+    @property
+    def _name(self) -> str:
+        return type(self).__name__
+
     def _check_output(self, Y: Array, *, expected_shape: tuple[int, ...]) -> None:
-        name = type(self).__name__
+        name = self._name
         if tuple(getattr(Y, "shape", ())) != expected_shape:
             raise ValueError(
                 f"{name}.matmat returned shape {getattr(Y, 'shape', type(Y).__name__)}; "
@@ -218,6 +222,10 @@ class _CallableOperator(LinearOperator):
     def __init__(self, A: Any, *, xp: ModuleType, dtype: Any, device: Any):
         super().__init__(shape=tuple(A.shape), dtype=dtype, device=device, xp=xp)
         self.wrapped = A
+
+    @property
+    def _name(self) -> str:
+        return type(self.wrapped).__name__
 
     def _matmat(self, X: Array) -> Array:
         if hasattr(self.wrapped, "matmat"):

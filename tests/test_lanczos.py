@@ -1,0 +1,254 @@
+"""Thick-restart Lanczos against dense ``scipy.linalg.eigh``, on every backend."""
+
+from __future__ import annotations
+
+import warnings
+
+import array_api_compat
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.sparse
+import scipy.sparse.linalg
+
+import spectra
+from spectra._namespace import device_of, to_host
+from spectra.dense import select_wanted
+
+from .conftest import Backend, random_symmetric
+
+WHICH = ["LA", "SA", "LM", "BE"]
+
+
+def true_wanted(eigenvalues: np.ndarray, which: str, k: int) -> np.ndarray:
+    return np.sort(eigenvalues[select_wanted(eigenvalues, which, k)])
+
+
+def assert_matches_oracle(result: spectra.EigenResult, A: np.ndarray, which: str, k: int) -> None:
+    """Eigenvalues equal the oracle's wanted set; residuals are the true ones and below tol."""
+    oracle = scipy.linalg.eigvalsh(A)
+    values = to_host(result.eigenvalues).astype(np.float64)
+    vectors = to_host(result.eigenvectors).astype(np.float64)
+    norm = np.max(np.abs(oracle))
+    assert values.shape == (k,) and np.all(np.diff(values) >= 0)
+    assert result.all_converged
+    true_residuals = np.linalg.norm(A @ vectors - vectors * values, axis=0)
+    np.testing.assert_allclose(to_host(result.residual_norms), true_residuals, rtol=1e-3, atol=1e-14 * norm)
+    assert np.all(true_residuals <= result.tol * norm * 1.01)
+    np.testing.assert_allclose(values, true_wanted(oracle, which, k), atol=2 * result.tol * norm)
+    np.testing.assert_allclose(vectors.T @ vectors, np.eye(k), atol=1e-8)
+
+
+@pytest.mark.parametrize("which", WHICH)
+def test_matches_dense_eigh_on_every_backend(backend: Backend, which: str) -> None:
+    eigenvalues = np.concatenate([np.linspace(-5.0, -1.0, 60), np.linspace(1.0, 9.0, 140)])
+    A, _ = random_symmetric(eigenvalues, seed=1)
+    result = spectra.lanczos(backend.asarray(A), k=6, which=which, seed=0)
+    assert_matches_oracle(result, A, which, 6)
+    assert result.n_matvec > 6 and result.method == "lanczos"
+
+
+def test_result_lives_in_the_operator_namespace_and_device(backend: Backend) -> None:
+    A, _ = random_symmetric(np.linspace(0.0, 1.0, 50), seed=2)
+    result = spectra.lanczos(backend.asarray(A), k=3, seed=0)
+    expected_namespace = array_api_compat.array_namespace(backend.asarray(np.ones(1)))
+    for array in (result.eigenvalues, result.eigenvectors, result.residual_norms, result.converged):
+        assert device_of(array) == backend.device
+        assert array_api_compat.array_namespace(array) is expected_namespace
+    assert result.eigenvalues.dtype == backend.xp.float64
+
+
+def test_float32_operator(backend: Backend) -> None:
+    eigenvalues = np.linspace(1.0, 2.0, 120) ** 3
+    A, _ = random_symmetric(eigenvalues, seed=3)
+    result = spectra.lanczos(backend.asarray(A, dtype="float32"), k=4, which="LA", seed=0)
+    assert result.eigenvalues.dtype == backend.xp.float32
+    assert result.tol == pytest.approx(np.finfo(np.float32).eps ** (2 / 3))
+    np.testing.assert_allclose(to_host(result.eigenvalues), eigenvalues[-4:], rtol=1e-4)
+
+
+def test_subspace_angles_to_the_true_eigenvectors() -> None:
+    eigenvalues = np.concatenate([np.linspace(0.0, 1.0, 295), [2.0, 3.0, 4.0, 5.0, 6.0]])
+    A, Q = random_symmetric(eigenvalues, seed=4)
+    result = spectra.lanczos(A, k=5, which="LA", seed=1)
+    angles = scipy.linalg.subspace_angles(to_host(result.eigenvectors), Q[:, -5:])
+    assert np.max(angles) < 1e-9
+
+
+def test_no_ghost_eigenvalues_on_inverse_square_root_spectrum() -> None:
+    """lambda_i = i^(-1/2): Lanczos without reorthogonalisation returns duplicated copies here."""
+    n = 400
+    eigenvalues = np.arange(1, n + 1) ** -0.5
+    A, _ = random_symmetric(eigenvalues, seed=5)
+    result = spectra.lanczos(A, k=15, which="LA", seed=0, ncv=20)
+    values = to_host(result.eigenvalues)
+    np.testing.assert_allclose(values, np.sort(eigenvalues)[-15:], atol=1e-10)
+    assert np.min(np.diff(values)) > 1e-3
+
+
+def test_rank_two_operator_returns_its_two_eigenvalues_and_true_zeros() -> None:
+    rng = np.random.default_rng(6)
+    U, _ = np.linalg.qr(rng.standard_normal((80, 2)))
+    A = (U * np.array([3.0, 1.5])) @ U.T
+    result = spectra.lanczos(A, k=5, which="LA", seed=0)
+    values = to_host(result.eigenvalues)
+    np.testing.assert_allclose(values, [0.0, 0.0, 0.0, 1.5, 3.0], atol=1e-12)
+    vectors = to_host(result.eigenvectors)
+    np.testing.assert_allclose(vectors.T @ vectors, np.eye(5), atol=1e-10)
+    assert np.max(np.abs(A @ vectors[:, :3])) < 1e-12
+    assert result.all_converged
+
+
+def test_start_vector_in_an_invariant_subspace() -> None:
+    eigenvalues = np.arange(1.0, 61.0)
+    A = np.diag(eigenvalues)
+    v0 = np.zeros(60)
+    v0[:3] = 1.0  # spans only eigenvectors 1, 2, 3: the Krylov space is invariant after 3 steps
+    result = spectra.lanczos(A, k=4, which="LA", v0=v0, seed=0)
+    np.testing.assert_allclose(to_host(result.eigenvalues), eigenvalues[-4:], atol=1e-9)
+
+
+def test_repeated_eigenvalue_at_the_wanted_end_returns_every_copy() -> None:
+    eigenvalues = np.concatenate([np.full(3, 4.0), np.linspace(0.0, 2.0, 197)])
+    A, _ = random_symmetric(eigenvalues, seed=7)
+    result = spectra.lanczos(A, k=4, which="LA", seed=0)
+    np.testing.assert_allclose(to_host(result.eigenvalues), [2.0, 4.0, 4.0, 4.0], atol=1e-9)
+
+
+@pytest.mark.parametrize("k", [8, 9, 10])
+def test_k_close_to_n_falls_back_to_a_dense_solve(k: int) -> None:
+    eigenvalues = np.linspace(-1.0, 1.0, 10)
+    A, _ = random_symmetric(eigenvalues, seed=8)
+    result = spectra.lanczos(A, k=k, which="SA", seed=0)
+    assert result.n_matvec == 10 and result.n_restart == 0
+    np.testing.assert_allclose(to_host(result.eigenvalues), eigenvalues[:k], atol=1e-12)
+
+
+def test_one_by_one_operator() -> None:
+    result = spectra.lanczos(np.array([[2.5]]), k=1)
+    np.testing.assert_allclose(result.eigenvalues, [2.5])
+
+
+def test_same_seed_same_result_on_every_backend(backend: Backend) -> None:
+    A, _ = random_symmetric(np.linspace(0.0, 1.0, 100) ** 2, seed=9)
+    reference = spectra.lanczos(A, k=3, seed=42)
+    result = spectra.lanczos(backend.asarray(A), k=3, seed=42)
+    assert result.n_matvec == reference.n_matvec
+    np.testing.assert_allclose(to_host(result.eigenvalues), reference.eigenvalues, rtol=1e-12)
+
+
+def test_scipy_sparse_and_linear_operator_inputs() -> None:
+    n = 400
+    laplacian = scipy.sparse.diags([-np.ones(n - 1), 2 * np.ones(n), -np.ones(n - 1)], [-1, 0, 1])
+    exact = 2 - 2 * np.cos(np.arange(1, n + 1) * np.pi / (n + 1))
+    result = spectra.lanczos(laplacian.tocsr(), k=3, which="LA", seed=0)
+    np.testing.assert_allclose(to_host(result.eigenvalues), np.sort(exact)[-3:], atol=1e-9)
+    wrapped = scipy.sparse.linalg.aslinearoperator(laplacian)
+    result = spectra.lanczos(wrapped, k=2, which="LA", seed=0)
+    np.testing.assert_allclose(to_host(result.eigenvalues), np.sort(exact)[-2:], atol=1e-9)
+
+
+def test_tol_drives_the_iteration() -> None:
+    A, _ = random_symmetric(np.linspace(0.0, 1.0, 300), seed=10)
+    loose = spectra.lanczos(A, k=4, tol=1e-4, seed=0)
+    tight = spectra.lanczos(A, k=4, tol=1e-12, seed=0)
+    assert loose.n_matvec < tight.n_matvec
+    assert float(np.max(loose.residual_norms)) <= 1e-4 * loose.norm_estimate
+    assert float(np.max(tight.residual_norms)) <= 1e-12 * tight.norm_estimate
+
+
+def test_callback_sees_each_restart_and_progress_bar_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    A, _ = random_symmetric(np.linspace(0.0, 1.0, 200), seed=11)
+    seen: list[spectra.IterationInfo] = []
+    result = spectra.lanczos(A, k=3, seed=0, callback=seen.append, progress=True)
+    assert [info.restart for info in seen] == list(range(1, result.n_restart + 1))
+    assert seen[-1].n_converged == 3 and seen[0].n_matvec < seen[-1].n_matvec
+    assert "lanczos" in capsys.readouterr().err
+
+
+def test_running_out_of_restarts_warns_and_flags_pairs() -> None:
+    A, _ = random_symmetric(np.linspace(0.0, 1.0, 300), seed=12)
+    with pytest.warns(spectra.ConvergenceWarning, match="eigenpairs converged"):
+        result = spectra.lanczos(A, k=5, maxiter=1, seed=0)
+    assert to_host(result.eigenvalues).shape == (5,)
+    assert not result.all_converged
+    converged = to_host(result.converged)
+    residuals = to_host(result.residual_norms)
+    assert np.all(residuals[~converged] > result.tol * result.norm_estimate)
+    assert "converged=" in repr(result)
+
+
+def test_non_finite_operator_output_names_the_step() -> None:
+    class Exploding:
+        shape = (50, 50)
+        calls = 0
+
+        def matmat(self, X: np.ndarray) -> np.ndarray:
+            self.calls += 1
+            return X * (np.nan if self.calls == 4 else 1.0)
+
+    with pytest.raises(FloatingPointError, match="non-finite values at Lanczos step 4"):
+        spectra.lanczos(Exploding(), k=2, seed=0)
+
+
+# --- eigsh: scipy's signature ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["LM", "LA", "SA", "BE"])
+def test_eigsh_agrees_with_scipy(which: str) -> None:
+    eigenvalues = np.linspace(-3.0, 2.0, 150)
+    A, _ = random_symmetric(eigenvalues, seed=13)
+    expected = scipy.sparse.linalg.eigsh(A, k=4, which=which, return_eigenvectors=False)
+    values, vectors = spectra.eigsh(A, 4, which=which, seed=0)
+    np.testing.assert_allclose(values, np.sort(expected), atol=1e-9)
+    assert vectors.shape == (150, 4)
+    only_values = spectra.eigsh(A, 4, None, None, which, return_eigenvectors=False, seed=0)
+    np.testing.assert_allclose(only_values, values, atol=1e-12)
+
+
+def test_eigsh_raises_like_scipy_when_it_runs_out() -> None:
+    A, _ = random_symmetric(np.linspace(0.0, 1.0, 300), seed=14)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", spectra.ConvergenceWarning)
+        with pytest.raises(scipy.sparse.linalg.ArpackNoConvergence, match="eigenpairs converged"):
+            spectra.eigsh(A, k=5, maxiter=1, seed=0)
+
+
+def test_eigsh_refuses_what_it_does_not_do() -> None:
+    A = np.eye(30)
+    with pytest.raises(ValueError, match="M "):
+        spectra.eigsh(A, 2, M=np.eye(30))
+    with pytest.raises(ValueError, match="sigma"):
+        spectra.eigsh(A, 2, sigma=1.0)
+    with pytest.raises(ValueError, match="method must be one of"):
+        spectra.eigsh(A, 2, method="arnoldi")
+
+
+# --- argument errors ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"k": 0}, ValueError, r"k must satisfy 1 <= k <= n = 30"),
+        ({"k": 31}, ValueError, r"k must satisfy 1 <= k <= n = 30"),
+        ({"k": 2.0}, TypeError, "k must be an integer"),
+        ({"which": "SM"}, ValueError, "shift-invert"),
+        ({"which": "largest"}, ValueError, "which must be one of"),
+        ({"ncv": 2, "k": 3}, ValueError, "ncv must satisfy k < ncv <= n"),
+        ({"ncv": 31}, ValueError, "ncv must satisfy k < ncv <= n"),
+        ({"ncv": 0}, ValueError, "ncv must be a positive integer"),
+        ({"maxiter": 0}, ValueError, "maxiter must be a positive integer"),
+        ({"tol": -1.0}, ValueError, "tol must be a finite non-negative number"),
+        ({"tol": float("nan")}, ValueError, "tol must be a finite non-negative number"),
+        ({"v0": np.ones(29)}, ValueError, r"v0 must have shape \(30,\)"),
+        ({"v0": np.zeros(30)}, ValueError, "v0 must be nonzero"),
+        ({"v0": np.full(30, np.inf)}, ValueError, "v0 must be finite"),
+        ({"callback": 3}, TypeError, "callback must be callable"),
+        ({"seed": "zero"}, TypeError, "seed must be an int"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs: dict[str, object], error: type[Exception], match: str) -> None:
+    A, _ = random_symmetric(np.linspace(0.0, 1.0, 30), seed=15)
+    with pytest.raises(error, match=match):
+        spectra.lanczos(A, **{"k": 3, **kwargs})  # type: ignore[arg-type]
