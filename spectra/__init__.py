@@ -4,6 +4,7 @@ from spectra import testing
 from spectra._scipy_compat import eigsh
 from spectra.dense import materialize
 from spectra.lanczos import lanczos
+from spectra.lobpcg import lobpcg
 from spectra.operators import (
     LinearOperator,
     OperatorLike,
@@ -28,6 +29,7 @@ __all__ = [
     "eigsh",
     "identity_like",
     "lanczos",
+    "lobpcg",
     "materialize",
     "testing",
 ]
