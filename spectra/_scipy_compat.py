@@ -10,10 +10,12 @@ from scipy.sparse.linalg import ArpackNoConvergence
 from spectra._namespace import Array, to_host
 from spectra._random import Seed
 from spectra.lanczos import lanczos
+from spectra.lobpcg import lobpcg
+from spectra.results import EigenResult
 
 __all__ = ["eigsh"]
 
-_METHODS = ("lanczos",)
+_METHODS = ("lanczos", "lobpcg")
 
 
 def eigsh(
@@ -45,7 +47,12 @@ def eigsh(
         raise ValueError("sigma (shift-invert mode) is not supported by spectra.eigsh")
     if method not in _METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, _METHODS))}; got {method!r}")
-    result = lanczos(A, k, which=which, tol=tol, maxiter=maxiter, ncv=ncv, v0=v0, seed=seed)
+    if method == "lobpcg":
+        result = _eigsh_lobpcg(
+            A, k, which=which, v0=v0, ncv=ncv, maxiter=maxiter, tol=tol, seed=seed
+        )
+    else:
+        result = lanczos(A, k, which=which, tol=tol, maxiter=maxiter, ncv=ncv, v0=v0, seed=seed)
     if not result.all_converged:
         converged = to_host(result.converged)
         index = np.flatnonzero(converged)
@@ -57,3 +64,17 @@ def eigsh(
     if return_eigenvectors:
         return result.eigenvalues, result.eigenvectors
     return result.eigenvalues
+
+
+def _eigsh_lobpcg(
+    A: Any, k: int, *, which: str, v0: Array | None, ncv: int | None, maxiter: int | None,
+    tol: float, seed: Seed,
+) -> EigenResult:
+    """``method="lobpcg"``: the Lanczos-only options must be left at their defaults."""
+    for name, value in (("v0", v0), ("ncv", ncv)):
+        if value is not None:
+            raise ValueError(
+                f"{name} is a Lanczos option; leave it None with method='lobpcg' "
+                "(spectra.lobpcg takes a start block X)"
+            )
+    return lobpcg(A, k, which=which, tol=tol, maxiter=maxiter, seed=seed)
