@@ -1,3 +1,22 @@
-"""spectra_torch: torch adapter for spectra (curvature operators arrive with their issue)."""
+"""spectra_torch: Hessian, Gauss-Newton and Fisher operators of torch models for spectra.
 
-__all__: list[str] = []
+>>> import torch, spectra, spectra_torch
+>>> model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2))
+>>> X, y = torch.randn(16, 4), torch.randint(0, 2, (16,))
+>>> op = spectra_torch.HessianOperator(model, torch.nn.CrossEntropyLoss(), (X, y))
+>>> op.shape
+(23, 23)
+"""
+
+from spectra_torch._base import CurvatureOperator
+from spectra_torch.fisher import EmpiricalFisherOperator, FisherOperator
+from spectra_torch.ggn import GGNOperator
+from spectra_torch.hessian import HessianOperator
+
+__all__ = [
+    "CurvatureOperator",
+    "EmpiricalFisherOperator",
+    "FisherOperator",
+    "GGNOperator",
+    "HessianOperator",
+]

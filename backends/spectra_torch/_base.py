@@ -1,0 +1,337 @@
+"""What every curvature operator of a torch model shares.
+
+The operator is the curvature of the mean loss over every sample in ``data``::
+
+    L = (1 / N) * sum_b w_b * L_b,    N = sum_b n_b,
+
+where ``L_b`` is the loss of batch ``b`` as returned by the criterion (or ``loss_fn``) and
+``n_b`` its sample count. A criterion with ``reduction="mean"`` (the default, and what
+``loss_fn`` must return) has ``w_b = n_b``; one with ``reduction="sum"`` has ``w_b = 1``. Both
+give the curvature of ``(1 / N) * sum_i l_i`` over per-sample losses ``l_i``, so a short last
+batch is exact and the two reductions agree, except where ``"mean"`` also averages over output
+elements (``MSELoss`` on ``d`` outputs divides ``l_i`` by ``d``).
+
+Each subclass builds one *term* per batch, an object whose ``apply`` maps a block of
+per-parameter tangents to the batch's curvature times that block. Terms hold autograd graphs:
+when they fit in ``memory_budget`` they are kept after the first pass over the data, so later
+products only backpropagate through them again; otherwise every product rebuilds them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol
+
+import array_api_compat.torch as torch_xp
+import torch
+
+from spectra.operators import LinearOperator
+from spectra_torch._data import (
+    Batch,
+    SampleCounter,
+    as_batches,
+    first_dimension,
+    iterate,
+    to_device,
+)
+from spectra_torch._params import ParamSpec, select_parameters
+
+__all__ = ["CurvatureOperator", "Term", "call_model"]
+
+Criterion = Callable[[Any, Any], torch.Tensor]
+LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor]
+_MODES = ("auto", "keep_graph", "recompute")
+
+
+class Term(Protocol):
+    """One batch's curvature, applied to per-parameter blocks of shape (b, *param.shape)."""
+
+    def apply(self, blocks: list[torch.Tensor]) -> list[torch.Tensor]: ...
+
+
+@dataclass(frozen=True)
+class WeightedTerm:
+    """A batch's term, its weight ``w_b`` and its sample count ``n_b``."""
+
+    term: Term
+    weight: float
+    count: int
+
+
+def call_model(model: torch.nn.Module, inputs: Any) -> Any:
+    """``model(inputs)``, ``model(*inputs)`` for a tuple or list, ``model(**inputs)`` for a dict."""
+    if isinstance(inputs, Mapping):
+        return model(**inputs)
+    if isinstance(inputs, (tuple, list)):
+        return model(*inputs)
+    return model(inputs)
+
+
+class CurvatureOperator(LinearOperator):
+    """Base class: data, weighting, parameter selection, graph keeping and block plumbing.
+
+    Vectors are the selected parameters flattened and concatenated in
+    ``model.named_parameters()`` order (see :attr:`param_names`), in the parameters' dtype and
+    on their device.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        criterion: Criterion | None,
+        data: object,
+        *,
+        loss_fn: LossFn | None,
+        params: ParamSpec,
+        num_samples: SampleCounter | None,
+        mode: str,
+        memory_budget: int | None,
+    ):
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+        self.model = model
+        self.criterion, self.loss_fn = _check_loss(criterion, loss_fn)
+        self.reduction = _reduction_of(criterion)
+        self.param_names, self.parameters = select_parameters(model, params)
+        self.batches = as_batches(data)
+        if num_samples is not None and not callable(num_samples):
+            raise TypeError(f"num_samples must be callable; got {type(num_samples).__name__}")
+        self.num_samples = num_samples or first_dimension
+        if mode not in _MODES:
+            raise ValueError(f"mode must be one of {_MODES}; got {mode!r}")
+        self.mode = mode
+        self.memory_budget = _check_budget(memory_budget)
+        dtype, device = _common_dtype_device(self.param_names, self.parameters)
+        n = sum(p.numel() for p in self.parameters)
+        super().__init__(shape=(n, n), dtype=dtype, device=device, xp=torch_xp)
+        self._kept: list[WeightedTerm] | None = None
+        warn_if_stochastic(model)
+
+    @property
+    def keeps_graphs(self) -> bool:
+        """Whether the batches' graphs are kept between products (known after the first one)."""
+        return self._kept is not None
+
+    # -- subclass hook ------------------------------------------------------------------------
+    def _build(self, index: int, batch: Batch, *, keep: bool) -> WeightedTerm:
+        raise NotImplementedError
+
+    # -- losses -------------------------------------------------------------------------------
+    def batch_loss(self, model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+        """The scalar loss of one batch, checked to be a 0-d tensor."""
+        if self.loss_fn is not None:
+            loss, source = self.loss_fn(model, batch), "loss_fn"
+        else:
+            inputs, targets = self.split(batch)
+            loss, source = self.criterion(call_model(model, inputs), targets), "criterion"  # type: ignore[misc]
+        if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+            raise ValueError(
+                f"{source} must return a scalar (0-d) tensor; got "
+                f"{tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__}"
+            )
+        return loss
+
+    def split(self, batch: Batch) -> tuple[Any, Any]:
+        """``(inputs, targets)`` of a batch used with a criterion."""
+        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+            raise TypeError(
+                f"with a criterion each batch must be (inputs, targets); got "
+                f"{type(batch).__name__}; use loss_fn=lambda model, batch: ... for other batches"
+            )
+        return batch[0], batch[1]
+
+    def weighted(self, term: Term, batch: Batch) -> WeightedTerm:
+        """The term with ``w_b`` and ``n_b`` of its batch (see the module docstring)."""
+        count = int(self.num_samples(batch))
+        if count <= 0:
+            raise ValueError(f"num_samples must be positive for every batch; got {count}")
+        return WeightedTerm(term, float(count) if self.reduction == "mean" else 1.0, count)
+
+    # -- products -----------------------------------------------------------------------------
+    def _matmat(self, X: torch.Tensor) -> torch.Tensor:
+        self._check_block(X)
+        blocks = self._split_block(X)
+        total: torch.Tensor | None = None
+        count = 0
+        for entry in self._terms():
+            Y = self._join_blocks(entry.term.apply(blocks)) * entry.weight
+            total = Y if total is None else total + Y
+            count += entry.count
+        assert total is not None  # iterate() raises on empty data
+        return total / count
+
+    def _terms(self) -> Iterator[WeightedTerm]:
+        if self._kept is not None:
+            yield from self._kept
+            return
+        keep = self.mode != "recompute"
+        kept: list[WeightedTerm] = []
+        meter = _GraphMeter(self.parameters, self.device)
+        for index, batch in iterate(self.batches):
+            batch = to_device(batch, self.device)
+            with meter if self.mode == "auto" and keep else contextlib.nullcontext():
+                entry = self._build(index, batch, keep=keep)
+            if keep:
+                kept.append(entry)
+                if self.mode == "auto" and meter.bytes > self.memory_budget:
+                    keep, kept = False, []
+            yield entry
+        if keep:
+            self._kept = kept
+
+    def _check_block(self, X: torch.Tensor) -> None:
+        if not isinstance(X, torch.Tensor):
+            raise TypeError(f"X must be a torch.Tensor; got {type(X).__name__}")
+        if X.device != self.device:
+            raise ValueError(
+                f"X is on device {X.device}; the operator's parameters are on {self.device}"
+            )
+        if X.dtype != self.dtype:
+            raise TypeError(f"X has dtype {X.dtype}; the operator's parameters are {self.dtype}")
+
+    def _split_block(self, X: torch.Tensor) -> list[torch.Tensor]:
+        b = X.shape[1]
+        blocks, offset = [], 0
+        for p in self.parameters:
+            size = p.numel()
+            blocks.append(X[offset : offset + size].T.reshape(b, *p.shape))
+            offset += size
+        return blocks
+
+    @staticmethod
+    def _join_blocks(blocks: list[torch.Tensor]) -> torch.Tensor:
+        b = blocks[0].shape[0]
+        return torch.cat([block.reshape(b, -1) for block in blocks], dim=1).T
+
+
+def stack_columns(columns: list[tuple[torch.Tensor, ...]]) -> list[torch.Tensor]:
+    """Per-parameter blocks (b, *shape) from ``b`` per-column tuples of per-parameter tensors."""
+    return [torch.stack(parts) for parts in zip(*columns, strict=True)]
+
+
+def column(blocks: list[torch.Tensor], j: int, indices: Iterable[int]) -> list[torch.Tensor]:
+    """Column ``j`` of the blocks at ``indices``."""
+    return [blocks[i][j] for i in indices]
+
+
+def _check_loss(criterion: Any, loss_fn: Any) -> tuple[Criterion | None, LossFn | None]:
+    if (criterion is None) == (loss_fn is None):
+        raise TypeError("pass exactly one of criterion (positional) and loss_fn=")
+    if criterion is not None and not callable(criterion):
+        raise TypeError(f"criterion must be callable; got {type(criterion).__name__}")
+    if loss_fn is not None and not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable; got {type(loss_fn).__name__}")
+    return criterion, loss_fn
+
+
+def _reduction_of(criterion: object) -> str:
+    reduction = getattr(criterion, "reduction", "mean")
+    if reduction not in ("mean", "sum"):
+        raise ValueError(
+            f"criterion has reduction={reduction!r}; the operator needs a scalar loss: "
+            "use reduction='mean' or 'sum'"
+        )
+    return str(reduction)
+
+
+def _check_budget(memory_budget: int | None) -> int:
+    if memory_budget is None:
+        return _free_memory_default()
+    if isinstance(memory_budget, bool) or not isinstance(memory_budget, int) or memory_budget < 0:
+        raise ValueError(
+            f"memory_budget must be a non-negative int of bytes; got {memory_budget!r}"
+        )
+    return memory_budget
+
+
+def _free_memory_default() -> int:
+    """Half the memory free now: of the first GPU when torch sees one, else of the host."""
+    if torch.cuda.is_available():
+        return int(torch.cuda.mem_get_info()[0]) // 2
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):
+        return 1 << 30
+
+
+def _common_dtype_device(
+    names: list[str], params: list[torch.nn.Parameter]
+) -> tuple[torch.dtype, torch.device]:
+    first = params[0]
+    for name, p in zip(names, params, strict=True):
+        if p.device != first.device or p.dtype != first.dtype:
+            raise ValueError(
+                f"the selected parameters must share one device and dtype: {names[0]} is "
+                f"{first.dtype} on {first.device}, {name} is {p.dtype} on {p.device}"
+            )
+    if not first.dtype.is_floating_point:
+        raise TypeError(f"parameters must be real floating point; got {first.dtype}")
+    return first.dtype, first.device
+
+
+def warn_if_stochastic(model: torch.nn.Module) -> None:
+    """Warn about train-mode batch norm or dropout: the operator would not be a fixed matrix."""
+    culprits = sorted(
+        {
+            type(module).__name__
+            for module in model.modules()
+            if module.training
+            and (
+                isinstance(module, torch.nn.modules.batchnorm._BatchNorm)
+                or (isinstance(module, torch.nn.modules.dropout._DropoutNd) and module.p > 0)
+            )
+        }
+    )
+    if culprits:
+        warnings.warn(
+            f"model has {', '.join(culprits)} in training mode: batch statistics or dropout make "
+            "the curvature change from product to product (and update running statistics); "
+            "call model.eval() first",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+class _GraphMeter:
+    """Bytes an autograd graph holds: saved activations (CPU) or allocated memory (CUDA)."""
+
+    def __init__(self, params: list[torch.nn.Parameter], device: torch.device):
+        self.bytes = 0
+        self._device = device
+        self._skip = {p.untyped_storage().data_ptr() for p in params}
+        self._seen: set[int] = set()
+        self._hooks: Any = None
+        self._start = 0
+
+    def __enter__(self) -> _GraphMeter:
+        if self._device.type == "cuda":
+            self._start = torch.cuda.memory_allocated(self._device)
+        else:
+            self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda x: x)
+            self._hooks.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._hooks is not None:
+            self._hooks.__exit__(kind, error, tb)
+            self._hooks = None
+        else:
+            self.bytes += torch.cuda.memory_allocated(self._device) - self._start
+
+    def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        pointer = storage.data_ptr()
+        if pointer not in self._skip and pointer not in self._seen:
+            self._seen.add(pointer)
+            self.bytes += storage.nbytes()
+        return tensor

@@ -1,0 +1,114 @@
+"""The generalised Gauss-Newton matrix ``J^T H_loss J`` of a torch model's mean loss.
+
+Schraudolph, "Fast curvature matrix-vector products for second-order gradient descent", Neural
+Computation 14 (2002). ``J`` is the Jacobian of the model's outputs w.r.t. the parameters and
+``H_loss`` the Hessian of the criterion w.r.t. the outputs; the GGN drops the term of the Hessian
+that carries the network's own second derivatives, so it is positive semi-definite for convex
+losses. The product is exact: ``J v`` by the double-vjp trick, ``H_loss`` in closed form for
+cross-entropy (``diag(p) - p p^T`` per sample) and mean squared error (``2 I``), and by autograd
+for any other criterion, ``J^T`` by one backward pass.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from spectra_torch._base import Criterion, CurvatureOperator, WeightedTerm, call_model
+from spectra_torch._data import Batch, SampleCounter
+from spectra_torch._jacobian import JacobianTerm, OutputCurvature
+from spectra_torch._params import ParamSpec
+
+__all__ = ["GGNOperator", "loss_hessian", "model_outputs"]
+
+
+class GGNOperator(CurvatureOperator):
+    """Generalised Gauss-Newton matrix of the mean ``criterion(model(inputs), targets)``.
+
+    Same data, weighting, parameter selection, ``mode`` and ``memory_budget`` as
+    :class:`~spectra_torch.HessianOperator`; batches are ``(inputs, targets)``. Equal to the
+    Hessian for a model linear in its parameters.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        criterion: Criterion,
+        data: object,
+        *,
+        params: ParamSpec = None,
+        num_samples: SampleCounter | None = None,
+        mode: str = "auto",
+        memory_budget: int | None = None,
+    ):
+        super().__init__(
+            model, criterion, data, loss_fn=None, params=params, num_samples=num_samples,
+            mode=mode, memory_budget=memory_budget,
+        )
+
+    def _build(self, index: int, batch: Batch, *, keep: bool) -> WeightedTerm:
+        outputs, targets = model_outputs(self, batch)
+        curvature = loss_hessian(self.criterion, outputs, targets, reduction=self.reduction)  # type: ignore[arg-type]
+        return self.weighted(JacobianTerm(outputs, self.parameters, curvature), batch)
+
+
+def model_outputs(operator: CurvatureOperator, batch: Batch) -> tuple[torch.Tensor, object]:
+    """The model's outputs (with their graph) and the targets of an ``(inputs, targets)`` batch."""
+    inputs, targets = operator.split(batch)
+    outputs = call_model(operator.model, inputs)
+    if not isinstance(outputs, torch.Tensor):
+        raise TypeError(
+            f"{type(operator).__name__} needs the model to return one tensor; "
+            f"got {type(outputs).__name__}"
+        )
+    return outputs, targets
+
+
+def loss_hessian(
+    criterion: Criterion, outputs: torch.Tensor, targets: object, *, reduction: str
+) -> OutputCurvature:
+    """``z -> H_loss z``, the Hessian of the batch loss w.r.t. the outputs, applied to ``z``."""
+    n = outputs.shape[0]
+    if is_plain_cross_entropy(criterion, outputs, targets):
+        probabilities = torch.softmax(outputs.detach(), dim=1)
+        scale = 1.0 / n if reduction == "mean" else 1.0
+
+        def cross_entropy(z: torch.Tensor) -> torch.Tensor:
+            return scale * probabilities * (z - (probabilities * z).sum(1, keepdim=True))
+
+        return cross_entropy
+    if type(criterion) is torch.nn.MSELoss:
+        factor = 2.0 / outputs.numel() if reduction == "mean" else 2.0
+        return lambda z: factor * z
+    return _autograd_hessian(criterion, outputs, targets)
+
+
+def is_plain_cross_entropy(criterion: object, outputs: torch.Tensor, targets: object) -> bool:
+    """Cross-entropy on (n, C) logits and class indices, no weights, smoothing or ignored labels."""
+    return (
+        type(criterion) is torch.nn.CrossEntropyLoss
+        and criterion.weight is None
+        and criterion.label_smoothing == 0
+        and outputs.ndim == 2
+        and isinstance(targets, torch.Tensor)
+        and targets.ndim == 1
+        and not targets.dtype.is_floating_point
+        and not bool((targets == criterion.ignore_index).any())
+    )
+
+
+def _autograd_hessian(
+    criterion: Criterion, outputs: torch.Tensor, targets: object
+) -> OutputCurvature:
+    leaf = outputs.detach().requires_grad_(True)
+    loss = criterion(leaf, targets)
+    if loss.ndim != 0:
+        raise ValueError(f"criterion must return a scalar (0-d) tensor; got {tuple(loss.shape)}")
+    (gradient,) = torch.autograd.grad(loss, leaf, create_graph=True)
+    if not gradient.requires_grad:  # a loss linear in the outputs
+        return torch.zeros_like
+
+    def hessian(z: torch.Tensor) -> torch.Tensor:
+        (hz,) = torch.autograd.grad(gradient, leaf, grad_outputs=z, retain_graph=True)
+        return hz
+
+    return hessian
