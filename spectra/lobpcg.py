@@ -57,7 +57,8 @@ __all__ = ["lobpcg"]
 
 Preconditioner = Callable[[Array], Array]
 
-# Iterations without a better best iterate after which the run is declared stalled.
+# A run has stalled when, over this many iterations, neither the best iterate improved nor the
+# wanted Ritz values moved by more than round-off.
 _STALL_ITERATIONS = 30
 # Probe columns for check_symmetry.
 _SYMMETRY_PROBES = 4
@@ -161,7 +162,9 @@ def _resolve_block_size(block_size: Any, k: int, n: int, start: Array | None) ->
     m = check_positive_int(block_size, name="block_size")
     if 5 * k <= n and not (k <= m and 3 * m < n):
         name = "X.shape[1]" if start is not None else "block_size"
-        raise ValueError(f"{name} must satisfy k <= {name} < n / 3, here {k} <= b < {n / 3:g}; got {m}")
+        raise ValueError(
+            f"{name} must satisfy k <= {name} < n / 3, here {k} <= b < {n / 3:g}; got {m}"
+        )
     return m
 
 
@@ -271,6 +274,7 @@ def _iterate(
     m = state.X.shape[1]
     wanted = np.sort(preference_order(state.theta, which)[:k])
     best = _Best(score=(-1, np.inf), Y=state.X, AY=None, iteration=0)
+    objectives: list[float] = []
     iteration = 0
     for iteration in range(1, maxiter + 1):
         residuals = _residual_norms(op, state, iteration)
@@ -288,7 +292,8 @@ def _iterate(
                 residual_estimates=residuals, n_converged=n_converged,
                 norm_estimate=state.norm_estimate,
             ))
-        if n_converged == k or iteration - best.iteration >= _STALL_ITERATIONS:
+        objectives.append(_ritz_objective(state.theta, wanted, which))
+        if n_converged == k or _stalled(objectives, best, state, k):
             break
         active = np.flatnonzero(~converged)
         if not _step(op, state, active, which=which, precondition=precondition, m=m):
@@ -332,6 +337,28 @@ def _refresh(op: LinearOperator, state: _State, iteration: int) -> np.ndarray:
     quotients = _to_host_checked(xp.sum(state.X * state.AX, axis=0), f"iteration {iteration}")
     state.theta = quotients.astype(np.float64)
     return _residual_norms(op, state, iteration)
+
+
+def _ritz_objective(theta: np.ndarray, wanted: np.ndarray, which: str) -> float:
+    """What Rayleigh-Ritz improves monotonically: the wanted Ritz values pushed to their end."""
+    values = np.sort(theta[wanted])
+    if which == "LA":
+        return float(np.sum(values))
+    if which == "SA":
+        return float(-np.sum(values))
+    if which == "LM":
+        return float(np.sum(np.abs(values)))
+    n_bottom = values.shape[0] // 2
+    return float(np.sum(values[n_bottom:]) - np.sum(values[:n_bottom]))
+
+
+def _stalled(objectives: list[float], best: _Best, state: _State, k: int) -> bool:
+    """No better iterate and no Ritz-value progress above round-off for a while."""
+    iteration = len(objectives)
+    if iteration - best.iteration < _STALL_ITERATIONS:
+        return False
+    gain = objectives[-1] - objectives[-1 - _STALL_ITERATIONS]
+    return gain <= 100 * k * state.eps * state.norm_estimate
 
 
 def _keep_best(
@@ -431,7 +458,7 @@ def _rayleigh_ritz(
     which: str,
     m: int,
 ) -> bool:
-    """Rayleigh-Ritz on ``span S``: new ``X``, ``P`` and ``theta``; ``False`` if ``S`` is singular."""
+    """Rayleigh-Ritz on ``span S``: new ``X``, ``P``, ``theta``; ``False`` if ``S`` is singular."""
     xp = op.xp
     ns = S.shape[1]
     grams = _to_host_checked(xp.concat([S.T @ S, S.T @ AS], axis=0), "the Rayleigh-Ritz step")
