@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,8 @@ import spectra
 from spectra import ConvergenceWarning, IterationInfo
 from spectra._namespace import to_host
 from spectra.dense import select_wanted
-from tests.conftest import Backend, random_symmetric
+
+from .conftest import Backend, random_symmetric
 
 
 def _reference(matrix: np.ndarray, k: int, which: str) -> tuple[np.ndarray, np.ndarray]:
@@ -239,7 +241,7 @@ def test_callback_sees_every_iteration() -> None:
     result = spectra.lobpcg(matrix, k=2, which="LA", seed=13, callback=seen.append)
     assert [info.restart for info in seen] == list(range(1, result.n_restart + 1))
     assert seen[-1].n_converged == 2
-    assert all(a.n_matvec < b.n_matvec for a, b in zip(seen, seen[1:], strict=False))
+    assert all(a.n_matvec < b.n_matvec for a, b in itertools.pairwise(seen))
 
 
 def test_check_symmetry_accepts_symmetric_operator() -> None:
@@ -275,7 +277,7 @@ def test_x_of_wrong_shape(matrix: np.ndarray, shape: tuple[int, ...]) -> None:
 def test_rank_deficient_x(matrix: np.ndarray) -> None:
     X = np.random.default_rng(0).standard_normal((60, 4))
     X[:, 3] = X[:, 0] + X[:, 1]
-    with pytest.raises(ValueError, match="X must have linearly independent columns; .* rank is 3"):
+    with pytest.raises(ValueError, match=r"X must have linearly independent columns; .* rank is 3"):
         spectra.lobpcg(matrix, k=3, X=X)
 
 
