@@ -21,7 +21,7 @@ import numpy as np
 from spectra._namespace import Array, to_host
 from spectra._random import Seed
 
-__all__ = ["ProbeStore", "checkpoint_seed"]
+__all__ = ["ProbeStore", "checkpoint_seed", "seed_key"]
 
 _FINGERPRINT_KEY = "__fingerprint__"
 
@@ -33,6 +33,11 @@ def checkpoint_seed(seed: Seed, checkpoint: Any) -> None:
             "checkpoint needs an integer seed so that a resumed run draws the same probes; "
             f"got seed={seed!r}"
         )
+
+
+def seed_key(seed: Seed) -> int | None:
+    """The seed as recorded in a fingerprint (only integer seeds can be resumed)."""
+    return int(seed) if isinstance(seed, (int, np.integer)) else None
 
 
 class ProbeStore:
