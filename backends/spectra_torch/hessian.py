@@ -36,6 +36,9 @@ from spectra_torch._params import ParamSpec
 __all__ = ["HessianOperator"]
 
 _RECOMPUTE = ("double_backward", "forward_over_reverse")
+# Columns per vmapped forward-over-reverse call: one call per column pays torch.func's tracing
+# overhead every time; the whole block at once holds b copies of the activations.
+_CHUNK = 32
 
 
 class HessianOperator(CurvatureOperator):
@@ -154,9 +157,10 @@ class _ForwardOverReverse:
 
     def apply(self, blocks: list[torch.Tensor]) -> list[torch.Tensor]:
         names = list(self.primals)
-        columns = []
-        for j in range(blocks[0].shape[0]):
-            tangents = dict(zip(names, column(blocks, j, range(len(blocks))), strict=True))
-            hvp = torch.func.jvp(torch.func.grad(self._loss), (self.primals,), (tangents,))[1]
-            columns.append(tuple(hvp[name] for name in names))
-        return stack_columns(columns)
+
+        def hvp(*tangents: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            directions = dict(zip(names, tangents, strict=True))
+            product = torch.func.jvp(torch.func.grad(self._loss), (self.primals,), (directions,))
+            return tuple(product[1][name] for name in names)
+
+        return list(torch.func.vmap(hvp, chunk_size=_CHUNK)(*blocks))
