@@ -22,7 +22,7 @@ TOL = 1e-10
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
-    """One intra-op thread: two threads on a loaded 2-core machine ran tiny convolutions 100x slower."""
+    """One intra-op thread: two on a busy 2-core machine ran tiny convolutions 100x slower."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
