@@ -3,6 +3,8 @@
 from spectra import testing
 from spectra._scipy_compat import eigsh
 from spectra.dense import materialize
+from spectra.density import KPMDensity, SpectralDensity, kpm, slq
+from spectra.diagonal import DiagonalEstimate, diagonal
 from spectra.lanczos import lanczos
 from spectra.lobpcg import lobpcg
 from spectra.operators import (
@@ -14,22 +16,31 @@ from spectra.operators import (
     identity_like,
 )
 from spectra.results import ConvergenceWarning, EigenResult, IterationInfo
+from spectra.trace import TraceEstimate, trace
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConvergenceWarning",
+    "DiagonalEstimate",
     "EigenResult",
     "IterationInfo",
+    "KPMDensity",
     "LinearOperator",
     "OperatorLike",
+    "SpectralDensity",
+    "TraceEstimate",
     "as_scipy",
     "aslinearoperator",
     "deflate",
+    "diagonal",
     "eigsh",
     "identity_like",
+    "kpm",
     "lanczos",
     "lobpcg",
     "materialize",
+    "slq",
     "testing",
+    "trace",
 ]

@@ -1,0 +1,112 @@
+"""Plain (non-restarted) Lanczos tridiagonalisation of a block of independent start vectors.
+
+Each column of the start block runs its own Lanczos process; all of them share one ``matmat``
+per step. With ``reorthogonalize`` every new vector is orthogonalised against its own whole
+basis twice (block classical Gram-Schmidt as batched matrix products, "twice is enough"), so
+the tridiagonal matrices carry no ghost eigenvalues. A process whose ``beta`` vanishes has found
+an invariant subspace: its tridiagonal matrix stops there (the quadrature is then exact) and its
+column is zeroed for the remaining steps. The coefficients of every step come to the host in
+one transfer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+
+import numpy as np
+import scipy.linalg
+
+from spectra._namespace import Array, from_host, machine_epsilon, set_block, to_host
+from spectra.operators import LinearOperator
+
+__all__ = ["Tridiagonals", "gauss_quadrature", "lanczos_tridiagonal"]
+
+
+@dataclass(frozen=True)
+class Tridiagonals:
+    """Host coefficients of ``b`` Lanczos processes: ``alphas`` (b, m), ``betas`` (b, m) (the
+    last one couples to the next, unused vector: the residual norm), ``lengths`` (b,) (a process
+    that broke down uses only its leading entries, and its last beta is 0) and matvecs."""
+
+    alphas: np.ndarray
+    betas: np.ndarray
+    lengths: np.ndarray
+    n_matvec: int
+
+
+def lanczos_tridiagonal(
+    op: LinearOperator, start: Array, *, num_steps: int, reorthogonalize: bool = True
+) -> Tridiagonals:
+    """Run ``num_steps`` Lanczos steps from each (nonzero) column of ``start`` (n, b)."""
+    xp = op.xp
+    n, b = start.shape
+    m = num_steps
+    breakdown = machine_epsilon(xp, op.dtype) ** 0.75
+    v = start / xp.linalg.vector_norm(start, axis=0)[None, :]
+    previous = xp.zeros_like(v)
+    beta_previous = xp.zeros((b,), dtype=op.dtype, device=op.device)
+    basis = xp.zeros((m * b, n), dtype=op.dtype, device=op.device) if reorthogonalize else None
+    alphas, betas = np.zeros((b, m)), np.zeros((b, m))
+    lengths = np.full(b, m)
+    norms = np.zeros(b)
+    active = np.ones(b, dtype=bool)
+    n_matvec = 0
+    for j in range(m):
+        w = op.matmat(v)
+        n_matvec += b
+        norm_Av = xp.linalg.vector_norm(w, axis=0)
+        if basis is not None:
+            basis = set_block(basis, (slice(j * b, (j + 1) * b), slice(None)), v.T)
+            alpha, w = _orthogonalize(xp, basis[: (j + 1) * b, :], w, j=j, b=b)
+        else:
+            alpha = xp.sum(v * w, axis=0)
+            w = w - alpha[None, :] * v - beta_previous[None, :] * previous
+        beta = xp.linalg.vector_norm(w, axis=0)
+        host = to_host(xp.concat([alpha, beta, norm_Av])).astype(np.float64)
+        if not np.all(np.isfinite(host)):
+            raise FloatingPointError(
+                f"the operator returned non-finite values at Lanczos step {j + 1}"
+            )
+        alphas[active, j] = host[:b][active]
+        norms = np.maximum(norms, host[2 * b :])
+        beta_host = np.where(active, host[b : 2 * b], 0.0)
+        betas[:, j] = beta_host
+        ending = active & (beta_host <= breakdown * norms)
+        lengths[ending] = j + 1
+        betas[ending, j] = 0.0
+        active &= ~ending
+        if j == m - 1 or not np.any(active):
+            break
+        scale = np.where(active, 1.0 / np.where(active, beta_host, 1.0), 0.0)
+        previous, v = v, w * from_host(xp, scale, dtype=op.dtype, device=op.device)[None, :]
+        beta_previous = from_host(xp, betas[:, j], dtype=op.dtype, device=op.device)
+    return Tridiagonals(alphas=alphas, betas=betas, lengths=lengths, n_matvec=n_matvec)
+
+
+def _orthogonalize(xp: ModuleType, rows: Array, w: Array, *, j: int, b: int) -> tuple[Array, Array]:
+    """Two block Gram-Schmidt passes of each column of ``w`` against its own basis rows.
+
+    ``rows`` holds rows ``i * b + p`` = basis vector ``i`` of process ``p``; returns the
+    diagonal coefficients ``alpha`` (b,) and the orthogonalised block (n, b).
+    """
+    n = w.shape[0]
+    stacked = xp.permute_dims(xp.reshape(rows, (j + 1, b, n)), (1, 0, 2))
+    transposed = xp.matrix_transpose(stacked)
+    columns = w.T[:, :, None]
+    total = None
+    for _ in range(2):
+        coefficients = stacked @ columns
+        columns = columns - transposed @ coefficients
+        total = coefficients if total is None else total + coefficients
+    assert total is not None
+    return total[:, j, 0], columns[:, :, 0].T
+
+
+def gauss_quadrature(alphas: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss nodes (Ritz values) and weights (squared first eigenvector entries) of a
+    tridiagonal matrix with diagonal ``alphas`` and off-diagonal ``betas``."""
+    if alphas.shape[0] == 1:
+        return alphas.copy(), np.ones(1)
+    nodes, vectors = scipy.linalg.eigh_tridiagonal(alphas, betas)
+    return nodes, vectors[0, :] ** 2
