@@ -183,5 +183,5 @@ def _xdiag(
     QS = Q @ S
     samples = xp.sum(Q * Z, axis=1)[:, None] - QS * (Z @ S) + Omega * QS * _device(op, c)[None, :]
     estimate = xp.mean(samples, axis=1)
-    stderr = xp.std(samples, axis=1, correction=1) / np.sqrt(s)
+    stderr = xp.std(samples, axis=1, correction=1) / float(np.sqrt(s))
     return DiagonalEstimate(estimate, stderr, 2 * s, "xdiag")

@@ -140,6 +140,8 @@ class _Krylov:
     norm_estimate: float
     n_matvec: int
     breakdown_tol: float
+    n_breakdowns: int = 0
+    verified_values: np.ndarray | None = None
 
 
 def _thick_restart(
@@ -164,11 +166,13 @@ def _thick_restart(
         V=V, H=np.zeros((ncv + 1, ncv + 1)), n_locked=0, locked_values=np.empty(0),
         norm_estimate=0.0, n_matvec=0, breakdown_tol=eps ** 0.75,
     )
-    first_unexpanded = 0
-    for restart in range(1, maxiter + 1):
+    first_unexpanded, restart = 0, 0
+    while True:
+        restart += 1
         _expand(op, state, start=first_unexpanded, stop=ncv, rng=rng)
         ritz = _rayleigh_ritz(state, ncv)
-        wanted = select_wanted(np.concatenate([state.locked_values, ritz.values]), which, k)
+        all_values = np.concatenate([state.locked_values, ritz.values])
+        wanted = select_wanted(all_values, which, k)
         threshold = tol * state.norm_estimate
         estimates = np.concatenate([np.zeros(state.n_locked), ritz.estimates])
         n_converged = int(np.count_nonzero(estimates[wanted] <= threshold))
@@ -176,49 +180,86 @@ def _thick_restart(
         if callback is not None:
             callback(IterationInfo(
                 restart=restart, n_matvec=state.n_matvec,
-                ritz_values=np.concatenate([state.locked_values, ritz.values]),
+                ritz_values=all_values,
                 residual_estimates=estimates, n_converged=n_converged,
                 norm_estimate=state.norm_estimate,
             ))
-        if n_converged == k:
+        done = n_converged == k and not _needs_verification(state, all_values[wanted], threshold)
+        if done or restart == maxiter:
             return _finish(op, state, ritz, wanted, which=which, tol=tol, restarts=restart)
         first_unexpanded = _restart(
-            op, state, ritz, wanted, which=which, threshold=threshold, ncv=ncv
+            op, state, ritz, wanted, which=which, threshold=threshold, ncv=ncv, rng=rng,
+            fresh=n_converged == k,
         )
-    return _finish(op, state, ritz, wanted, which=which, tol=tol, restarts=maxiter)
 
 
 def _expand(op: LinearOperator, state: _Krylov, *, start: int, stop: int, rng: np.random.Generator) -> None:
     """Lanczos steps ``start .. stop - 1``: fill basis rows up to ``stop`` and ``H`` to match."""
-    xp = op.xp
     for j in range(start, stop):
         w = op.matvec(state.V[j, :])
         state.n_matvec += 1
-        norm_Aw = xp.linalg.vector_norm(w)
-        basis = state.V[: j + 1, :]
-        coefficients = basis @ w
-        w = w - coefficients @ basis
-        correction = basis @ w
-        w = w - correction @ basis
-        beta = xp.linalg.vector_norm(w)
-        host = to_host(xp.concat([coefficients + correction, xp.stack([beta, norm_Aw])]))
-        if not np.all(np.isfinite(host)):
-            raise FloatingPointError(
-                f"the operator returned non-finite values at Lanczos step {j + 1} "
-                f"(matvec {state.n_matvec})"
-            )
-        h, beta_host, norm_Aw_host = host[: j + 1].astype(np.float64), float(host[j + 1]), float(host[j + 2])
-        state.norm_estimate = max(state.norm_estimate, norm_Aw_host)
+        w, h, beta, norm_Aw = _orthogonalize(op, state.V[: j + 1, :], w, step=j + 1)
+        state.norm_estimate = max(state.norm_estimate, norm_Aw)
         h[: state.n_locked] = 0.0
         state.H[: j + 1, j] = h
         state.H[j, : j + 1] = h
-        if beta_host <= state.breakdown_tol * state.norm_estimate:
+        if beta <= state.breakdown_tol * state.norm_estimate:
             next_vector = _fresh_vector(op, state.V[: j + 1, :], rng)
-            beta_host = 0.0
+            beta = 0.0
+            state.n_breakdowns += 1
         else:
             next_vector = w / beta
-        state.H[j + 1, j] = state.H[j, j + 1] = beta_host
+        state.H[j + 1, j] = state.H[j, j + 1] = beta
         state.V = set_block(state.V, (slice(j + 1, j + 2), slice(None)), next_vector[None, :])
+
+
+def _orthogonalize(
+    op: LinearOperator, basis: Array, w: Array, *, step: int
+) -> tuple[Array, np.ndarray, float, float]:
+    """Block classical Gram-Schmidt of ``w`` against the rows of ``basis``, twice or more.
+
+    Two passes suffice unless the second one still cancels most of ``w`` (Daniel, Gragg,
+    Kaufman, Stewart 1976): then passes repeat, with one host transfer each. Returns the
+    orthogonalised ``w``, the total coefficients and ``||w||`` on the host, and ``||A v||``.
+    """
+    xp = op.xp
+    norm_Aw = xp.linalg.vector_norm(w)
+    coefficients = basis @ w
+    w = w - coefficients @ basis
+    norm_first = xp.linalg.vector_norm(w)
+    correction = basis @ w
+    w = w - correction @ basis
+    norms = xp.stack([xp.linalg.vector_norm(w), norm_first, norm_Aw])
+    host = to_host(xp.concat([coefficients + correction, norms])).astype(np.float64)
+    if not np.all(np.isfinite(host)):
+        raise FloatingPointError(
+            f"the operator returned non-finite values at Lanczos step {step}"
+        )
+    h, (beta, previous, norm_Aw_host) = host[:-3], host[-3:]
+    while beta < 0.5 * previous and beta > 0.0:
+        correction = basis @ w
+        w = w - correction @ basis
+        more = to_host(xp.concat([correction, xp.linalg.vector_norm(w)[None]])).astype(np.float64)
+        h = h + more[:-1]
+        previous, beta = beta, float(more[-1])
+    return w, h, float(beta), float(norm_Aw_host)
+
+
+def _needs_verification(state: _Krylov, wanted_values: np.ndarray, threshold: float) -> bool:
+    """Whether converged values must be confirmed from a fresh start vector.
+
+    After an invariant subspace was found, the Krylov space of one start vector holds only one
+    copy of each repeated eigenvalue; a fresh random vector orthogonal to the basis has a
+    component in every copy not yet found. So once everything has converged after a breakdown,
+    the run continues from a fresh vector and stops only when that leaves the wanted values
+    unchanged.
+    """
+    if state.n_breakdowns == 0:
+        return False
+    values = np.sort(wanted_values)
+    previous = state.verified_values
+    state.verified_values = values
+    return previous is None or not np.allclose(values, previous, rtol=0.0, atol=threshold)
 
 
 def _fresh_vector(op: LinearOperator, basis: Array, rng: np.random.Generator) -> Array:
@@ -251,11 +292,20 @@ def _rayleigh_ritz(state: _Krylov, m: int) -> _Ritz:
 
 def _restart(
     op: LinearOperator,
-    state: _Krylov, ritz: _Ritz, wanted: np.ndarray, *, which: str, threshold: float, ncv: int
+    state: _Krylov,
+    ritz: _Ritz,
+    wanted: np.ndarray,
+    *,
+    which: str,
+    threshold: float,
+    ncv: int,
+    rng: np.random.Generator,
+    fresh: bool,
 ) -> int:
     """Lock converged wanted pairs, keep the best active Ritz vectors, continue from the residual.
 
-    Returns the index of the first basis row still to be expanded.
+    With ``fresh`` the expansion continues from a random vector orthogonal to the kept basis
+    instead (see :func:`_needs_verification`). Returns the index of the first row to expand.
     """
     n_locked = state.n_locked
     wanted_active = wanted[wanted >= n_locked] - n_locked
@@ -274,16 +324,17 @@ def _restart(
     _rotate_basis(op, state, coefficients, first=n_locked, stop=ncv)
     new_locked = n_locked + len(newly_locked)
     residual_row = new_locked + len(kept)
-    state.V = set_block(
-        state.V, (slice(residual_row, residual_row + 1), slice(None)), state.V[ncv : ncv + 1, :]
+    next_row = (
+        _fresh_vector(op, state.V[:residual_row, :], rng)[None, :] if fresh else state.V[ncv : ncv + 1, :]
     )
+    state.V = set_block(state.V, (slice(residual_row, residual_row + 1), slice(None)), next_row)
     state.locked_values = np.concatenate([state.locked_values, ritz.values[newly_locked]])
     state.n_locked = new_locked
     H = np.zeros_like(state.H)
     H[np.arange(new_locked), np.arange(new_locked)] = state.locked_values
     kept_rows = np.arange(new_locked, residual_row)
     H[kept_rows, kept_rows] = ritz.values[kept]
-    coupling = ritz.beta * ritz.vectors[-1, kept]
+    coupling = 0.0 if fresh else ritz.beta * ritz.vectors[-1, kept]
     H[residual_row, kept_rows] = coupling
     H[kept_rows, residual_row] = coupling
     state.H = H

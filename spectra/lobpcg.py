@@ -418,33 +418,39 @@ def _orthonormalize_against(op: LinearOperator, W: Array, Q: Array, *, eps: floa
     Columns that lose all but ``eps ** 0.75`` of their norm to the projection are noise and are
     dropped; ``None`` when nothing is left.
     """
-    xp = op.xp
-    before = xp.linalg.vector_norm(W, axis=0)
+    before = op.xp.linalg.vector_norm(W, axis=0)
     for _ in range(2):
         W = W - Q @ (Q.T @ W)
-    after = xp.linalg.vector_norm(W, axis=0)
-    ratios = to_host(after / xp.where(before > 0, before, xp.ones_like(before)))
-    keep = np.flatnonzero(ratios > eps ** 0.75)
-    if keep.shape[0] == 0:
-        return None
-    if keep.shape[0] < W.shape[1]:
-        W = _columns(op, W, keep)
-    W = _svqb(op, W, drop=eps)
+    W = _svqb(op, W, drop=eps, norms_before=before, lost=eps**0.75)
     return W if W.shape[1] > 0 else None
 
 
-def _svqb(op: LinearOperator, W: Array, *, drop: float) -> Array:
+def _svqb(
+    op: LinearOperator, W: Array, *, drop: float, norms_before: Array | None = None,
+    lost: float = 0.0,
+) -> Array:
     """Orthonormal basis of ``span W`` by SVQB (Stathopoulos & Wu, SIAM J. Sci. Comput. 23, 2002).
 
     ``G = W^T W`` is scaled to unit diagonal, ``D G D = V diag(lam) V^T``, and
-    ``W D V lam^{-1/2}`` is orthonormal; directions with ``lam < drop * b * max(lam)`` are dropped.
+    ``W D V lam^{-1/2}`` is orthonormal; directions with ``lam < drop * b * max(lam)`` are dropped,
+    and so are columns whose norm fell below ``lost * norms_before`` (one host transfer in all).
     """
-    G = _to_host_checked(W.T @ W, "the orthonormalisation of a block")
-    G = (G + G.T) / 2
-    scale = 1.0 / np.sqrt(np.maximum(np.diag(G), np.finfo(np.float64).tiny))
-    lam, V = scipy.linalg.eigh(G * scale[:, None] * scale[None, :])
-    keep = lam > drop * G.shape[0] * max(float(lam[-1]), 0.0)
-    T = scale[:, None] * V[:, keep] / np.sqrt(lam[keep])[None, :]
+    b = W.shape[1]
+    gram = W.T @ W
+    if norms_before is not None:
+        gram = op.xp.concat([gram, norms_before[None, :]], axis=0)
+    host = _to_host_checked(gram, "the orthonormalisation of a block")
+    G = (host[:b] + host[:b].T) / 2
+    norms = np.sqrt(np.maximum(np.diag(G), 0.0))
+    kept = norms > (lost * host[b] if norms_before is not None else 0.0)
+    kept &= norms > 0
+    T = np.zeros((b, 0))
+    if np.any(kept):
+        scale = 1.0 / norms[kept]
+        lam, V = scipy.linalg.eigh(G[np.ix_(kept, kept)] * scale[:, None] * scale[None, :])
+        keep = lam > drop * b * max(float(lam[-1]), 0.0)
+        T = np.zeros((b, int(np.count_nonzero(keep))))
+        T[kept] = scale[:, None] * V[:, keep] / np.sqrt(lam[keep])[None, :]
     return W @ from_host(op.xp, T, dtype=op.dtype, device=op.device)
 
 
@@ -493,9 +499,13 @@ def _cholesky_qr2(G: np.ndarray, *, n: int, eps: float) -> np.ndarray | None:
     """
     ns = G.shape[0]
     G = (G + G.T) / 2
-    lam = scipy.linalg.eigvalsh(G)
-    if not lam[0] > 100 * ns * eps * lam[-1]:
-        return None
+    deviation = float(np.max(np.sum(np.abs(G - np.eye(ns)), axis=1)))
+    if deviation < 0.5:  # Gershgorin: the spectrum of G lies in [0.5, 1.5]
+        lam = np.array([1 - deviation, 1 + deviation])
+    else:
+        lam = scipy.linalg.eigvalsh(G)
+        if not lam[0] > 100 * ns * eps * lam[-1]:
+            return None
     T = np.eye(ns)
     shift = 11 * (n * ns + ns * (ns + 1)) * eps * float(lam[-1])
     for _ in range(3):

@@ -190,7 +190,7 @@ def apply_in_blocks(
         start = done.shape[1]
         bar.update(start)
     for j0 in range(start, X.shape[1], block_size):
-        Y = op.matmat(X[:, j0 : j0 + block_size])
+        Y = op.matmat(X[:, j0 : min(j0 + block_size, X.shape[1])])
         check_finite(op, Y, what=f"on columns {j0}..{j0 + Y.shape[1] - 1} of the {key} block")
         parts.append(Y)
         store.append(key, Y, axis=1)
@@ -345,7 +345,7 @@ def _xnystrace(
     m = num_matvecs
     Omega = draw_probes(rng, (n, m), probes, op)
     Y = apply_in_blocks(op, Omega, store=store, key="sketch", block_size=block_size, bar=bar)
-    shift = machine_epsilon(xp, op.dtype) * float(to_host(xp.linalg.vector_norm(Y))) / np.sqrt(n)
+    shift = machine_epsilon(xp, op.dtype) * float(to_host(xp.linalg.vector_norm(Y))) / float(np.sqrt(n))
     Y = Y + shift * Omega
     _, R = xp.linalg.qr(Y)
     host = to_host(xp.concat([xp.reshape(R, (-1,)), xp.reshape(Omega.T @ Y, (-1,))]))
