@@ -240,6 +240,7 @@ class _State:
     X: Array  # (n, m) orthonormal Ritz vectors, ascending theta
     AX: Array
     theta: np.ndarray
+    R: Array | None  # A X - X diag(theta), set by _residual_norms
     P: Array | None  # (n, p) orthonormal, orthogonal to X
     AP: Array | None
     n_matvec: int
@@ -312,7 +313,7 @@ def _initial_state(op: LinearOperator, start: Array, *, which: str, n_matvec: in
     theta, C = scipy.linalg.eigh((H + H.T) / 2)
     C_dev = from_host(xp, C, dtype=op.dtype, device=op.device)
     return _State(
-        X=X @ C_dev, AX=AX @ C_dev, theta=theta, P=None, AP=None,
+        X=X @ C_dev, AX=AX @ C_dev, theta=theta, R=None, P=None, AP=None,
         n_matvec=n_matvec + X.shape[1], norm_estimate=float(np.max(np.abs(theta))), eps=eps,
     )
 
@@ -321,8 +322,10 @@ def _residual_norms(op: LinearOperator, state: _State, iteration: int) -> np.nda
     """``||A x_j - theta_j x_j||`` for each column; updates the norm estimate with ``||A x_j||``."""
     xp = op.xp
     theta = from_host(xp, state.theta, dtype=op.dtype, device=op.device)
-    R = state.AX - state.X * theta[None, :]
-    norms = xp.concat([xp.linalg.vector_norm(R, axis=0), xp.linalg.vector_norm(state.AX, axis=0)])
+    state.R = state.AX - state.X * theta[None, :]
+    norms = xp.concat(
+        [xp.linalg.vector_norm(state.R, axis=0), xp.linalg.vector_norm(state.AX, axis=0)]
+    )
     host = _to_host_checked(norms, f"iteration {iteration}")
     m = state.X.shape[1]
     state.norm_estimate = max(state.norm_estimate, float(np.max(host[m:])))
@@ -392,10 +395,8 @@ def _step(
 ) -> bool:
     """One LOBPCG iteration on ``state``; ``False`` when no new direction could be found."""
     xp = op.xp
-    theta = from_host(xp, state.theta[active], dtype=op.dtype, device=op.device)
-    X_active = _columns(op, state.X, active)
-    AX_active = _columns(op, state.AX, active)
-    R = AX_active - X_active * theta[None, :]
+    assert state.R is not None
+    R = _columns(op, state.R, active)
     W = precondition(R) if precondition is not None else R
     basis = [state.X] if state.P is None else [state.X, state.P]
     W = _orthonormalize_against(op, W, xp.concat(basis, axis=1), eps=state.eps)
@@ -467,8 +468,8 @@ def _rayleigh_ritz(
     """Rayleigh-Ritz on ``span S``: new ``X``, ``P``, ``theta``; ``False`` if ``S`` is singular."""
     xp = op.xp
     ns = S.shape[1]
-    grams = _to_host_checked(xp.concat([S.T @ S, S.T @ AS], axis=0), "the Rayleigh-Ritz step")
-    G, H = grams[:ns], grams[ns:]
+    grams = _to_host_checked(S.T @ xp.concat([S, AS], axis=1), "the Rayleigh-Ritz step")
+    G, H = grams[:, :ns], grams[:, ns:]
     T = _cholesky_qr2(G, n=op.shape[0], eps=state.eps)
     if T is None:
         return False
