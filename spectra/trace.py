@@ -223,7 +223,10 @@ def exact_diagonal(op: LinearOperator, *, store: ProbeStore, block_size: int, ba
 
 def inverse_transpose_columns(R: np.ndarray) -> np.ndarray:
     """Unit-norm columns of ``R^{-T}`` for an upper-triangular ``R`` (the XTrace directions)."""
-    S = scipy.linalg.solve_triangular(R, np.eye(R.shape[0]), trans="T", lower=False)
+    try:
+        S = scipy.linalg.solve_triangular(R, np.eye(R.shape[0]), trans="T", lower=False)
+    except np.linalg.LinAlgError:
+        S = np.full_like(R, np.inf)
     norms = np.linalg.norm(S, axis=0)
     if not np.all(np.isfinite(S)) or np.any(norms == 0):
         raise FloatingPointError(
