@@ -254,7 +254,7 @@ def _quadratic_forms(
         Omega = draw(b)
         if j0 < saved_count(saved):
             continue
-        if rtol is not None and _stderr(values) <= rtol * abs(float(np.mean(values))):
+        if rtol is not None and values.shape[0] > 1 and _stderr(values) <= rtol * abs(float(np.mean(values))):
             break
         Y = op.matmat(Omega)
         forms = to_host(xp.sum(Omega * Y, axis=0)).astype(np.float64)

@@ -1,0 +1,122 @@
+"""Diagonal estimators against exact diagonals: accuracy, honest stderr, checkpoints, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import spectra
+from spectra._namespace import to_host
+from tests.conftest import Backend, random_symmetric
+from tests.test_trace import SPECTRA, CountingOperator, matrix
+
+N = 120
+
+
+@pytest.mark.parametrize("method", ["hutchinson", "xdiag"])
+@pytest.mark.parametrize("spectrum", list(SPECTRA))
+def test_diagonal_matches_exact_and_agrees_across_backends(
+    backend: Backend, method: str, spectrum: str
+) -> None:
+    A = matrix(spectrum)
+    result = spectra.diagonal(backend.asarray(A), method=method, num_matvecs=40, seed=2, block_size=16)
+    reference = spectra.diagonal(A, method=method, num_matvecs=40, seed=2, block_size=16)
+    estimate, stderr = to_host(result.estimate), to_host(result.stderr)
+    assert result.estimate.shape == (N,) and result.n_matvec == 40
+    assert np.mean(np.abs(estimate - np.diag(A)) <= 3 * stderr) >= 0.9
+    np.testing.assert_allclose(estimate, reference.estimate, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(stderr, reference.stderr, rtol=1e-7, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["hutchinson", "xdiag"])
+@pytest.mark.parametrize("spectrum", list(SPECTRA))
+def test_stderr_is_honest(method: str, spectrum: str) -> None:
+    """Pooled over entries and 40 seeds, the true error lies within 3 stderr >= 95% of the time."""
+    A = matrix(spectrum)
+    exact = np.diag(A)
+    covered = [
+        np.abs(r.estimate - exact) <= 3 * r.stderr
+        for r in (spectra.diagonal(A, method=method, num_matvecs=60, seed=s) for s in range(40))
+    ]
+    assert np.mean(covered) >= 0.95
+
+
+def test_xdiag_beats_hutchinson_on_a_decaying_spectrum() -> None:
+    A = matrix("decaying")
+
+    def mean_error(method: str) -> float:
+        return float(np.mean([
+            np.linalg.norm(spectra.diagonal(A, method=method, num_matvecs=60, seed=s).estimate - np.diag(A))
+            for s in range(10)
+        ]))
+
+    assert mean_error("xdiag") < mean_error("hutchinson") / 10
+
+
+def test_rademacher_hutchinson_is_exact_on_a_diagonal_operator(backend: Backend) -> None:
+    d = np.linspace(-3.0, 5.0, 30)
+    result = spectra.diagonal(backend.asarray(np.diag(d)), method="hutchinson", num_matvecs=3, seed=0)
+    np.testing.assert_allclose(to_host(result.estimate), d, rtol=1e-14)
+    np.testing.assert_allclose(to_host(result.stderr), 0.0, atol=1e-14)
+
+
+def test_exact_diagonal_when_budget_reaches_n(backend: Backend) -> None:
+    A = matrix("indefinite")
+    result = spectra.diagonal(backend.asarray(A), num_matvecs=N + 5, block_size=50)
+    np.testing.assert_allclose(to_host(result.estimate), np.diag(A), atol=1e-14)
+    assert result.n_matvec == N and float(np.max(to_host(result.stderr))) == 0.0
+
+
+def test_gaussian_probes() -> None:
+    A = matrix("flat")
+    result = spectra.diagonal(A, method="hutchinson", num_matvecs=60, seed=0, probes="gaussian")
+    assert np.mean(np.abs(result.estimate - np.diag(A)) <= 3 * result.stderr) >= 0.9
+
+
+@pytest.mark.parametrize("method", ["hutchinson", "xdiag"])
+def test_checkpoint_resume_equals_uninterrupted_run(tmp_path: Path, method: str) -> None:
+    A = matrix("decaying")
+    path = tmp_path / "diagonal.npz"
+    options = dict(method=method, num_matvecs=40, seed=4, block_size=6)
+    uninterrupted = spectra.diagonal(A, **options)  # type: ignore[arg-type]
+    interrupted = CountingOperator(A, fail_after=3)
+    with pytest.raises(KeyboardInterrupt):
+        spectra.diagonal(interrupted, checkpoint=path, **options)  # type: ignore[arg-type]
+    resumed_operator = CountingOperator(A)
+    resumed = spectra.diagonal(resumed_operator, checkpoint=path, **options)  # type: ignore[arg-type]
+    np.testing.assert_allclose(resumed.estimate, uninterrupted.estimate, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(resumed.stderr, uninterrupted.stderr, rtol=1e-9, atol=1e-15)
+    assert resumed_operator.columns == 40 - interrupted.columns
+    with pytest.raises(ValueError, match="different call"):
+        spectra.diagonal(A, checkpoint=path, **{**options, "num_matvecs": 42})  # type: ignore[arg-type]
+
+
+def test_repr() -> None:
+    result = spectra.diagonal(matrix("flat"), num_matvecs=20, seed=0)
+    assert repr(result).startswith("DiagonalEstimate(n=120, method='xdiag', n_matvec=20")
+
+
+def test_bad_arguments() -> None:
+    A = matrix("flat")
+    with pytest.raises(ValueError, match="method must be one of"):
+        spectra.diagonal(A, method="xtrace")
+    with pytest.raises(ValueError, match="num_matvecs must be a positive integer"):
+        spectra.diagonal(A, num_matvecs=-2)
+    with pytest.raises(ValueError, match="num_matvecs must be at least 4 for method='xdiag'"):
+        spectra.diagonal(A, method="xdiag", num_matvecs=3)
+    with pytest.raises(ValueError, match="probes must be 'rademacher' or 'gaussian'"):
+        spectra.diagonal(A, probes="sphere")
+    with pytest.raises(ValueError, match="block_size must be a positive integer"):
+        spectra.diagonal(A, block_size=1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="checkpoint needs an integer seed"):
+        spectra.diagonal(A, checkpoint="x.npz")
+
+
+@pytest.mark.parametrize("method", ["hutchinson", "xdiag"])
+def test_non_finite_operator_output_is_reported(method: str) -> None:
+    A = random_symmetric(np.linspace(1.0, 2.0, 30), seed=0)[0]
+    A[0, 0] = np.inf
+    with pytest.raises(FloatingPointError, match="non-finite values"):
+        spectra.diagonal(A, method=method, num_matvecs=10, seed=0)
