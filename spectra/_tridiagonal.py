@@ -58,7 +58,7 @@ def lanczos_tridiagonal(
         norm_Av = xp.linalg.vector_norm(w, axis=0)
         if basis is not None:
             basis = set_block(basis, (slice(j * b, (j + 1) * b), slice(None)), v.T)
-            alpha, w = _orthogonalize(xp, basis[: (j + 1) * b, :], w, j=j, b=b)
+            alpha, w = _orthogonalize(xp, basis, w, j=j, b=b)
         else:
             alpha = xp.sum(v * w, axis=0)
             w = w - alpha[None, :] * v - beta_previous[None, :] * previous
@@ -87,11 +87,12 @@ def lanczos_tridiagonal(
 def _orthogonalize(xp: ModuleType, rows: Array, w: Array, *, j: int, b: int) -> tuple[Array, Array]:
     """Two block Gram-Schmidt passes of each column of ``w`` against its own basis rows.
 
-    ``rows`` holds rows ``i * b + p`` = basis vector ``i`` of process ``p``; returns the
-    diagonal coefficients ``alpha`` (b,) and the orthogonalised block (n, b).
+    ``rows`` holds rows ``i * b + p`` = basis vector ``i`` of process ``p`` (rows not yet filled
+    are zero, so the whole preallocated basis is used: fixed shapes, which JIT backends compile
+    once); returns the diagonal coefficients ``alpha`` (b,) and the orthogonalised block (n, b).
     """
     n = w.shape[0]
-    stacked = xp.permute_dims(xp.reshape(rows, (j + 1, b, n)), (1, 0, 2))
+    stacked = xp.permute_dims(xp.reshape(rows, (rows.shape[0] // b, b, n)), (1, 0, 2))
     transposed = xp.matrix_transpose(stacked)
     columns = w.T[:, :, None]
     total = None

@@ -202,7 +202,7 @@ class KPMDensity(_Plottable):
         series = coefficients[0] * (np.pi - theta) - 2 * np.sin(np.multiply.outer(theta, k)) @ (
             coefficients[1:] / k
         )
-        return np.clip(series / np.pi, 0.0, 1.0)
+        return np.where(t <= -1, 0.0, np.where(t >= 1, 1.0, np.clip(series / np.pi, 0.0, 1.0)))
 
     def trace(self, f: Callable[[np.ndarray], Any]) -> float:
         """Estimate ``tr f(A)`` by Gauss-Chebyshev quadrature of ``f`` against the density."""
