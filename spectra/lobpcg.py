@@ -60,6 +60,11 @@ Preconditioner = Callable[[Array], Array]
 # A run has stalled when, over this many iterations, neither the best iterate improved nor the
 # wanted Ritz values moved by more than round-off.
 _STALL_ITERATIONS = 30
+# Every this many iterations (and whenever the new directions were ill-conditioned) the
+# Rayleigh-Ritz step measures S^T S instead of trusting it to be the identity.
+_GRAM_PERIOD = 8
+# SVQB eigenvalues and Gram-Schmidt norm ratios above this leave W orthonormal to ~eps / 1e-3.
+_WELL_CONDITIONED = 1e-3
 # Probe columns for check_symmetry.
 _SYMMETRY_PROBES = 4
 
@@ -297,7 +302,9 @@ def _iterate(
         if n_converged == k or _stalled(objectives, best, state, k):
             break
         active = np.flatnonzero(~converged)
-        if not _step(op, state, active, which=which, precondition=precondition, m=m):
+        measure = iteration % _GRAM_PERIOD == 0
+        if not _step(op, state, active, which=which, precondition=precondition, m=m,
+                     measure=measure):
             break
         wanted = np.sort(preference_order(state.theta, which)[:k])
     return _result(op, best, state, tol=tol, which=which, iterations=iteration)
@@ -307,7 +314,7 @@ def _initial_state(op: LinearOperator, start: Array, *, which: str, n_matvec: in
     """Orthonormalise the start block and rotate it to Ritz vectors."""
     xp = op.xp
     eps = machine_epsilon(xp, op.dtype)
-    X = _svqb(op, start, drop=eps)
+    X, _ = _svqb(op, start, drop=eps)
     AX = op.matmat(X)
     H = _to_host_checked(X.T @ AX, "the start block")
     theta, C = scipy.linalg.eigh((H + H.T) / 2)
@@ -392,49 +399,58 @@ def _step(
     which: str,
     precondition: Preconditioner | None,
     m: int,
+    measure: bool,
 ) -> bool:
-    """One LOBPCG iteration on ``state``; ``False`` when no new direction could be found."""
+    """One LOBPCG iteration on ``state``; ``False`` when no new direction could be found.
+
+    ``S^T S`` is measured when ``measure`` is set, when the new directions are ill-conditioned,
+    and on the retry without ``P``; otherwise ``[X, P, W]`` is orthonormal by construction.
+    """
     xp = op.xp
     assert state.R is not None
     R = _columns(op, state.R, active)
     W = precondition(R) if precondition is not None else R
     basis = [state.X] if state.P is None else [state.X, state.P]
-    W = _orthonormalize_against(op, W, xp.concat(basis, axis=1), eps=state.eps)
-    if W is None:
+    W, well_conditioned = _orthonormalize_against(op, W, xp.concat(basis, axis=1), eps=state.eps)
+    if W.shape[1] == 0:
         return False
     AW = op.matmat(W)
     state.n_matvec += W.shape[1]
     for use_P in (state.P is not None, False):
         blocks = [state.X, state.P, W] if use_P else [state.X, W]
         A_blocks = [state.AX, state.AP, AW] if use_P else [state.AX, AW]
-        S, AS = xp.concat(blocks, axis=1), xp.concat(A_blocks, axis=1)
-        if _rayleigh_ritz(op, state, S, AS, active, which=which, m=m):
+        measure_gram = measure or not well_conditioned or not use_P
+        if _rayleigh_ritz(op, state, blocks, A_blocks, active, which=which, m=m,
+                          measure_gram=measure_gram):
             return True
     return False
 
 
-def _orthonormalize_against(op: LinearOperator, W: Array, Q: Array, *, eps: float) -> Array | None:
+def _orthonormalize_against(
+    op: LinearOperator, W: Array, Q: Array, *, eps: float
+) -> tuple[Array, bool]:
     """``W`` made orthogonal to the orthonormal ``Q`` (block CGS twice) and orthonormal (SVQB).
 
     Columns that lose all but ``eps ** 0.75`` of their norm to the projection are noise and are
-    dropped; ``None`` when nothing is left.
+    dropped (possibly all of them). Also says whether the result is orthonormal and orthogonal
+    to ``Q`` to about ``eps / 1e-3``.
     """
     before = op.xp.linalg.vector_norm(W, axis=0)
     for _ in range(2):
         W = W - Q @ (Q.T @ W)
-    W = _svqb(op, W, drop=eps, norms_before=before, lost=eps**0.75)
-    return W if W.shape[1] > 0 else None
+    return _svqb(op, W, drop=eps, norms_before=before, lost=eps**0.75)
 
 
 def _svqb(
     op: LinearOperator, W: Array, *, drop: float, norms_before: Array | None = None,
     lost: float = 0.0,
-) -> Array:
+) -> tuple[Array, bool]:
     """Orthonormal basis of ``span W`` by SVQB (Stathopoulos & Wu, SIAM J. Sci. Comput. 23, 2002).
 
     ``G = W^T W`` is scaled to unit diagonal, ``D G D = V diag(lam) V^T``, and
     ``W D V lam^{-1/2}`` is orthonormal; directions with ``lam < drop * b * max(lam)`` are dropped,
     and so are columns whose norm fell below ``lost * norms_before`` (one host transfer in all).
+    Also says whether every kept eigenvalue and norm ratio is above ``_WELL_CONDITIONED``.
     """
     b = W.shape[1]
     gram = W.T @ W
@@ -443,38 +459,54 @@ def _svqb(
     host = _to_host_checked(gram, "the orthonormalisation of a block")
     G = (host[:b] + host[:b].T) / 2
     norms = np.sqrt(np.maximum(np.diag(G), 0.0))
-    kept = norms > (lost * host[b] if norms_before is not None else 0.0)
-    kept &= norms > 0
+    before = host[b] if norms_before is not None else norms
+    kept = (norms > lost * before) & (norms > 0)
     T = np.zeros((b, 0))
+    well_conditioned = False
     if np.any(kept):
         scale = 1.0 / norms[kept]
-        lam, V = scipy.linalg.eigh(G[np.ix_(kept, kept)] * scale[:, None] * scale[None, :])
+        lam, V = np.linalg.eigh(G[np.ix_(kept, kept)] * scale[:, None] * scale[None, :])
         keep = lam > drop * b * max(float(lam[-1]), 0.0)
         T = np.zeros((b, int(np.count_nonzero(keep))))
         T[kept] = scale[:, None] * V[:, keep] / np.sqrt(lam[keep])[None, :]
-    return W @ from_host(op.xp, T, dtype=op.dtype, device=op.device)
+        ratios = norms[kept] / before[kept]
+        well_conditioned = bool(
+            np.min(lam[keep]) > _WELL_CONDITIONED and np.min(ratios) > _WELL_CONDITIONED
+        )
+    return W @ from_host(op.xp, T, dtype=op.dtype, device=op.device), well_conditioned
 
 
 def _rayleigh_ritz(
     op: LinearOperator,
     state: _State,
-    S: Array,
-    AS: Array,
+    blocks: list[Array],
+    A_blocks: list[Array],
     active: np.ndarray,
     *,
     which: str,
     m: int,
+    measure_gram: bool,
 ) -> bool:
-    """Rayleigh-Ritz on ``span S``: new ``X``, ``P``, ``theta``; ``False`` if ``S`` is singular."""
+    """Rayleigh-Ritz on ``span S``: new ``X``, ``P``, ``theta``; ``False`` if ``S`` is singular.
+
+    With ``measure_gram`` the basis is re-orthonormalised from ``G = S^T S``; otherwise ``S`` is
+    trusted to be orthonormal (by construction, up to ~``eps / 1e-3``).
+    """
     xp = op.xp
-    ns = S.shape[1]
-    grams = _to_host_checked(S.T @ xp.concat([S, AS], axis=1), "the Rayleigh-Ritz step")
-    G, H = grams[:, :ns], grams[:, ns:]
-    T = _cholesky_qr2(G, n=op.shape[0], eps=state.eps)
-    if T is None:
-        return False
+    both = xp.concat(blocks + A_blocks, axis=1)
+    ns = sum(block.shape[1] for block in blocks)
+    S, AS = both[:, :ns], both[:, ns:]
+    if measure_gram:
+        grams = _to_host_checked(S.T @ both, "the Rayleigh-Ritz step")
+        G, H = grams[:, :ns], grams[:, ns:]
+        T = _cholesky_qr2(G, n=op.shape[0], eps=state.eps)
+        if T is None:
+            return False
+    else:
+        H = _to_host_checked(S.T @ AS, "the Rayleigh-Ritz step")
+        T = np.eye(ns)
     H_white = T.T @ ((H + H.T) / 2) @ T
-    values, C = scipy.linalg.eigh((H_white + H_white.T) / 2)
+    values, C = np.linalg.eigh((H_white + H_white.T) / 2)
     state.norm_estimate = max(state.norm_estimate, float(np.max(np.abs(values))))
     chosen = np.sort(preference_order(values, which)[:m])
     rest = np.setdiff1d(np.arange(ns), chosen)
