@@ -1,0 +1,369 @@
+"""Trace and spectral-density estimators against peers at fixed matvec budgets.
+
+Every library gets the same dense symmetric test operators (n = 1000, random eigenvectors, known
+eigenvalues) as a matrix of its own framework, so one matvec costs the same everywhere:
+
+- trace: mean relative error over seeded repeats at budgets of 30, 99 and 300 matvecs;
+  spectra (Hutchinson, Hutch++, XTrace, XNysTrace) against hessian-eigenthings (Hutchinson,
+  Hutch++), curvlinops (Hutchinson, Hutch++, XTrace) and matfree (Hutchinson, XTrace,
+  XNysTrace). Methods that need an even budget (XTrace) use 98 of 99.
+- spectral density: Wasserstein-1 distance between the estimated spectral measure and the dense
+  eigenvalues, at budgets of probes x Lanczos steps; spectra (SLQ, KPM) against
+  hessian-eigenthings (SLQ) and curvlinops (Papyan's Lanczos density). matfree has no density
+  output; its SLQ is compared on tr(log A) instead, with spectra's and hessian-eigenthings'.
+- seconds per probe (matvec) of each trace estimator at 99 matvecs, after a warm-up call.
+
+Run it with an environment that has the peers installed (torch, jax, hessian-eigenthings,
+curvlinops-for-pytorch, matfree); a peer that is missing or does not fit is reported as such:
+
+    python benchmarks/estimators_vs_peers.py [--repeats 20] [--n 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from scipy.stats import wasserstein_distance
+
+import spectra
+
+BUDGETS = (30, 99, 300)
+DENSITY_BUDGETS = ((5, 20), (10, 30), (20, 50))  # (probes, Lanczos steps)
+
+
+class Unavailable(Exception):
+    """A peer that is not installed or has no such method."""
+
+
+def test_spectra(n: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    bulk = np.abs(rng.normal(0.0, 0.05, n - 10))
+    return {
+        "decaying (i^-2)": 1.0 / np.arange(1.0, n + 1.0) ** 2,
+        "flat [1, 2]": np.linspace(1.0, 2.0, n),
+        "hessian-like (bulk + 10 outliers)": np.concatenate([bulk, np.linspace(2.0, 20.0, 10)]),
+        "indefinite [-1, 1]": np.linspace(-1.0, 1.0, n),
+    }
+
+
+def symmetric(eigenvalues: np.ndarray, seed: int = 0) -> np.ndarray:
+    n = eigenvalues.shape[0]
+    Q, R = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))
+    Q = Q * np.sign(np.diag(R))
+    return (Q * eigenvalues) @ Q.T
+
+
+# --------------------------------------------------------------------------- trace estimators
+
+
+def spectra_trace(method: str) -> Callable[[np.ndarray, int, int], float]:
+    def run(A: np.ndarray, budget: int, seed: int) -> float:
+        return spectra.trace(A, method=method, num_matvecs=budget, seed=seed).estimate
+
+    return run
+
+
+def eigenthings_trace(method: str) -> Callable[[np.ndarray, int, int], float]:
+    def run(A: np.ndarray, budget: int, seed: int) -> float:
+        try:
+            import hessian_eigenthings as he
+            import torch
+        except ImportError as error:
+            raise Unavailable("not installed") from error
+        At = torch.from_numpy(A)
+        operator = he.LambdaOperator(lambda v: At @ v, size=A.shape[0], dtype=torch.float64)
+        return float(he.trace(operator, num_matvecs=budget, method=method, seed=seed).estimate)
+
+    return run
+
+
+def curvlinops_trace(method: str) -> Callable[[np.ndarray, int, int], float]:
+    def run(A: np.ndarray, budget: int, seed: int) -> float:
+        try:
+            import torch
+            from curvlinops.trace.epperly2024xtrace import xtrace
+            from curvlinops.trace.hutchinson import hutchinson_trace
+            from curvlinops.trace.meyer2020hutch import hutchpp_trace
+        except ImportError as error:
+            raise Unavailable("not installed") from error
+        torch.manual_seed(seed)
+        At = torch.from_numpy(A)
+        if method == "hutchinson":
+            return float(hutchinson_trace(At, budget))
+        if method == "hutch++":
+            return float(hutchpp_trace(At, budget - budget % 3))
+        return float(xtrace(At, budget - budget % 2))
+
+    return run
+
+
+def matfree_trace(method: str) -> Callable[[np.ndarray, int, int], float]:
+    def run(A: np.ndarray, budget: int, seed: int) -> float:
+        jax, jnp, stochtrace = _matfree()
+        Aj = jnp.asarray(A)
+        x = jnp.zeros(A.shape[0])
+        if method == "hutchinson":
+            estimate = stochtrace.estimator_monte_carlo(
+                stochtrace.monte_carlo_trace(), stochtrace.sampler_signs(x, num=budget))
+        elif method == "xtrace":
+            estimate = stochtrace.estimator_leave_one_out(
+                stochtrace.leave_one_out_xtrace(), stochtrace.sampler_sphere(x, num=budget // 2))
+        else:
+            estimate = stochtrace.estimator_leave_one_out(
+                stochtrace.leave_one_out_xnystrace(), stochtrace.sampler_sphere(x, num=budget))
+        return float(_jitted(estimate, method, budget)(lambda v: Aj @ v, jax.random.PRNGKey(seed)))
+
+    return run
+
+
+_JIT_CACHE: dict[tuple[str, int], Any] = {}
+
+
+def _jitted(estimate: Any, method: str, budget: int) -> Any:
+    import jax
+
+    key = (method, budget)
+    if key not in _JIT_CACHE:
+        _JIT_CACHE[key] = jax.jit(estimate, static_argnums=0)
+    return _JIT_CACHE[key]
+
+
+def _matfree() -> tuple[Any, Any, Any]:
+    try:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+        import jax.numpy as jnp
+        from matfree import stochtrace
+    except ImportError as error:
+        raise Unavailable("not installed") from error
+    return jax, jnp, stochtrace
+
+
+TRACE_ESTIMATORS: dict[str, Callable[[np.ndarray, int, int], float]] = {
+    "spectra hutchinson": spectra_trace("hutchinson"),
+    "spectra hutch++": spectra_trace("hutch++"),
+    "spectra xtrace": spectra_trace("xtrace"),
+    "spectra xnystrace (PSD)": spectra_trace("xnystrace"),
+    "hessian-eigenthings hutchinson": eigenthings_trace("hutchinson"),
+    "hessian-eigenthings hutch++": eigenthings_trace("hutch++"),
+    "curvlinops hutchinson": curvlinops_trace("hutchinson"),
+    "curvlinops hutch++": curvlinops_trace("hutch++"),
+    "curvlinops xtrace": curvlinops_trace("xtrace"),
+    "matfree hutchinson": matfree_trace("hutchinson"),
+    "matfree xtrace": matfree_trace("xtrace"),
+    "matfree xnystrace (PSD)": matfree_trace("xnystrace"),
+}
+
+
+def trace_table(spectra_: dict[str, np.ndarray], repeats: int) -> None:
+    print("\n## Trace: mean relative error over", repeats, "seeds (lower is better)\n")
+    for name, eigenvalues in spectra_.items():
+        A = symmetric(eigenvalues)
+        exact = float(np.sum(eigenvalues))
+        print(f"### {name}, tr = {exact:.6g}\n")
+        print("| estimator | " + " | ".join(f"{b} matvecs" for b in BUDGETS) + " |")
+        print("|---|" + "---|" * len(BUDGETS))
+        best: dict[int, tuple[float, str]] = {}
+        for label, run in TRACE_ESTIMATORS.items():
+            if "PSD" in label and np.min(eigenvalues) < 0:
+                continue
+            cells = []
+            for budget in BUDGETS:
+                try:
+                    error = float(np.mean([
+                        abs(run(A, budget, seed) - exact) / abs(exact) for seed in range(repeats)
+                    ]))
+                except Unavailable as reason:
+                    cells.append(f"n/a ({reason})")
+                    continue
+                except Exception as error_:  # a peer that fails on this input
+                    cells.append(f"failed: {type(error_).__name__}")
+                    continue
+                cells.append(f"{error:.2e}")
+                if budget not in best or error < best[budget][0]:
+                    best[budget] = (error, label)
+            print(f"| {label} | " + " | ".join(cells) + " |")
+        print("\nlowest:", ", ".join(f"{b}: {best[b][1]}" for b in BUDGETS if b in best), "\n")
+
+
+def timing_table(n: int) -> None:
+    A = symmetric(test_spectra(n)["decaying (i^-2)"])
+    print(f"\n## Seconds per matvec at 99 matvecs (n = {n}, dense float64, after a warm-up)\n")
+    print("| estimator | ms per matvec |")
+    print("|---|---|")
+    for label, run in TRACE_ESTIMATORS.items():
+        try:
+            run(A, 99, 0)
+            times = []
+            for seed in range(3):
+                start = time.perf_counter()
+                run(A, 99, seed)
+                times.append(time.perf_counter() - start)
+        except Unavailable as reason:
+            print(f"| {label} | n/a ({reason}) |")
+            continue
+        print(f"| {label} | {1e3 * min(times) / 99:.3f} |")
+
+
+# --------------------------------------------------------------------------- spectral density
+
+
+def spectra_slq(A: np.ndarray, probes: int, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    density = spectra.slq(A, num_probes=probes, num_steps=steps, seed=seed)
+    return density.nodes.ravel(), density.weights.ravel()
+
+
+def spectra_kpm(A: np.ndarray, probes: int, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """KPM with the same matvecs: degree 2 * steps costs steps matvecs per probe (+20 for bounds)."""
+    density = spectra.kpm(A, degree=2 * steps, num_probes=probes, seed=seed)
+    grid = np.linspace(*density.bounds, 4003)[1:-1]
+    return grid, np.maximum(density.density(grid), 0.0)
+
+
+def eigenthings_slq(A: np.ndarray, probes: int, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        import hessian_eigenthings as he
+        import torch
+    except ImportError as error:
+        raise Unavailable("not installed") from error
+    At = torch.from_numpy(A)
+    operator = he.LambdaOperator(lambda v: At @ v, size=A.shape[0], dtype=torch.float64)
+    result = he.spectral_density(operator, num_runs=probes, lanczos_steps=steps, seed=seed)
+    return result.raw_eigenvalues.numpy().ravel(), result.raw_weights.numpy().ravel()
+
+
+class _TorchMatrix:
+    """The little of curvlinops' PyTorchLinearOperator its density code uses."""
+
+    def __init__(self, A: np.ndarray):
+        import torch
+
+        self.matrix = torch.from_numpy(A)
+        self.shape = A.shape
+        self.device = self.matrix.device
+        self.dtype = self.matrix.dtype
+
+    def __matmul__(self, x: Any) -> Any:
+        return self.matrix @ x
+
+    def to_scipy(self) -> Any:
+        import scipy.sparse.linalg
+
+        return scipy.sparse.linalg.aslinearoperator(self.matrix.numpy())
+
+
+def curvlinops_density(A: np.ndarray, probes: int, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Papyan's Lanczos density (no reorthogonalisation); its eigsh boundary estimate costs
+    extra matvecs that are not counted in the budget."""
+    try:
+        import torch
+        from curvlinops.papyan2020traces.spectrum import lanczos_approximate_spectrum
+    except ImportError as error:
+        raise Unavailable("not installed") from error
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    grid, density = lanczos_approximate_spectrum(_TorchMatrix(A), steps, num_points=4000,
+                                                 num_repeats=probes)
+    return grid.numpy(), np.maximum(density.numpy(), 0.0)
+
+
+DENSITY_ESTIMATORS = {
+    "spectra slq": spectra_slq,
+    "spectra kpm": spectra_kpm,
+    "hessian-eigenthings spectral_density": eigenthings_slq,
+    "curvlinops lanczos_approximate_spectrum": curvlinops_density,
+}
+
+
+def density_table(spectra_: dict[str, np.ndarray], repeats: int) -> None:
+    print("\n## Spectral density: Wasserstein-1 distance to the dense eigenvalues, mean over",
+          repeats, "seeds, divided by the spectrum's width (lower is better)\n")
+    print("matfree: n/a (SLQ gives tr f(A), no density; see the log-determinant table)\n")
+    for name, eigenvalues in spectra_.items():
+        A = symmetric(eigenvalues)
+        width = float(np.ptp(eigenvalues))
+        print(f"### {name}\n")
+        print("| estimator | " + " | ".join(f"{p}x{s} = {p * s} matvecs" for p, s in DENSITY_BUDGETS) + " |")
+        print("|---|" + "---|" * len(DENSITY_BUDGETS))
+        for label, run in DENSITY_ESTIMATORS.items():
+            cells = []
+            for probes, steps in DENSITY_BUDGETS:
+                try:
+                    distances = []
+                    for seed in range(repeats):
+                        x, w = run(A, probes, steps, seed)
+                        distances.append(wasserstein_distance(eigenvalues, x, None, w) / width)
+                    cells.append(f"{np.mean(distances):.2e}")
+                except Unavailable as reason:
+                    cells.append(f"n/a ({reason})")
+                except Exception as error:
+                    cells.append(f"failed: {type(error).__name__}")
+            print(f"| {label} | " + " | ".join(cells) + " |")
+        print()
+
+
+def logdet_estimators() -> dict[str, Callable[[np.ndarray, int, int, int], float]]:
+    def spectra_slq_logdet(A: np.ndarray, probes: int, steps: int, seed: int) -> float:
+        return spectra.slq(A, num_probes=probes, num_steps=steps, seed=seed).trace(np.log)
+
+    def eigenthings_logdet(A: np.ndarray, probes: int, steps: int, seed: int) -> float:
+        nodes, weights = eigenthings_slq(A, probes, steps, seed)
+        keep = weights > 0
+        return float(A.shape[0] * np.sum(weights[keep] * np.log(nodes[keep])) / probes)
+
+    def matfree_logdet(A: np.ndarray, probes: int, steps: int, seed: int) -> float:
+        jax, jnp, stochtrace = _matfree()
+        from matfree import decomp, funm
+
+        Aj = jnp.asarray(A)
+        integrand = funm.monte_carlo_funm_sym_logdet(decomp.tridiag_sym(steps))
+        estimate = stochtrace.estimator_monte_carlo(
+            integrand, stochtrace.sampler_signs(jnp.zeros(A.shape[0]), num=probes))
+        return float(_jitted(estimate, f"logdet{steps}", probes)(lambda v: Aj @ v, jax.random.PRNGKey(seed)))
+
+    return {
+        "spectra slq": spectra_slq_logdet,
+        "hessian-eigenthings spectral_density": eigenthings_logdet,
+        "matfree funm (SLQ)": matfree_logdet,
+    }
+
+
+def logdet_table(n: int, repeats: int) -> None:
+    eigenvalues = np.linspace(0.1, 10.0, n)
+    A = symmetric(eigenvalues)
+    exact = float(np.sum(np.log(eigenvalues)))
+    print(f"\n## log det (eigenvalues uniform in [0.1, 10]): mean absolute error over {repeats} seeds\n")
+    print("| estimator | " + " | ".join(f"{p}x{s} = {p * s} matvecs" for p, s in DENSITY_BUDGETS) + " |")
+    print("|---|" + "---|" * len(DENSITY_BUDGETS))
+    for label, run in logdet_estimators().items():
+        cells = []
+        for probes, steps in DENSITY_BUDGETS:
+            try:
+                errors = [abs(run(A, probes, steps, seed) - exact) for seed in range(repeats)]
+                cells.append(f"{np.mean(errors):.3g}")
+            except Unavailable as reason:
+                cells.append(f"n/a ({reason})")
+            except Exception as error:
+                cells.append(f"failed: {type(error).__name__}")
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+    operators = test_spectra(args.n)
+    trace_table(operators, args.repeats)
+    timing_table(args.n)
+    density_table(operators, max(args.repeats // 4, 1))
+    logdet_table(args.n, max(args.repeats // 4, 1))
+
+
+if __name__ == "__main__":
+    main()
