@@ -16,11 +16,13 @@ wanted set. One iteration:
    ``[X, P]`` by block classical Gram-Schmidt twice and orthonormalised by SVQB (Stathopoulos &
    Wu 2002), dropping directions lost to cancellation; then ``A W``: the only operator product
    of the iteration, one ``matmat`` over the active block.
-3. Rayleigh-Ritz on ``S = [X, P, W]`` on the host: the Gram matrices ``G = S^T S`` and
-   ``H = S^T A S`` come over in one transfer; a triangular ``T`` with ``T^T G T = I`` from
-   (shifted) Cholesky-QR2 in the small space makes ``S T`` orthonormal to working precision, so
-   round-off in ``[X, P]`` never accumulates; ``eigh(T^T H T)`` gives the Ritz pairs. If ``G``
-   is numerically singular, ``P`` is dropped and the step retried (Duersch et al., Sec. 4).
+3. Rayleigh-Ritz on ``S = [X, P, W]`` on the host: ``H = S^T A S`` comes over in one
+   transfer and ``eigh(H)`` gives the Ritz pairs. ``S`` is orthonormal by construction; every
+   few iterations, and whenever ``W`` was ill-conditioned, ``G = S^T S`` comes over with ``H``
+   and a triangular ``T`` with ``T^T G T = I`` from (shifted) Cholesky-QR2 in the small space
+   makes ``S T`` orthonormal to working precision, so round-off in ``[X, P]`` cannot
+   accumulate; then ``eigh(T^T H T)``. If ``G`` is numerically singular, ``P`` is dropped and
+   the step retried (Duersch et al., Sec. 4).
 4. The new ``X = S T C_x`` takes the wanted end of the Ritz values. The new ``P`` (Hetmaniuk &
    Lehoucq) spans the part of the active new columns that lies outside the old ``X``: with
    ``C = [C_x, C_r]`` orthogonal, the old ``X`` has coordinates ``E_1 = [I; 0; 0]`` (``T`` is
@@ -245,7 +247,7 @@ class _State:
     X: Array  # (n, m) orthonormal Ritz vectors, ascending theta
     AX: Array
     theta: np.ndarray
-    R: Array | None  # A X - X diag(theta), set by _residual_norms
+    R: Array  # A X - X diag(theta)
     P: Array | None  # (n, p) orthonormal, orthogonal to X
     AP: Array | None
     n_matvec: int
@@ -276,7 +278,7 @@ def _iterate(
     callback: Callable[[IterationInfo], None] | None,
     bar: Any,
 ) -> EigenResult:
-    state = _initial_state(op, start, which=which, n_matvec=n_matvec)
+    state = _initial_state(op, start, n_matvec=n_matvec)
     m = state.X.shape[1]
     wanted = np.sort(preference_order(state.theta, which)[:k])
     best = _Best(score=(-1, np.inf), Y=state.X, AY=None, iteration=0)
@@ -310,7 +312,7 @@ def _iterate(
     return _result(op, best, state, tol=tol, which=which, iterations=iteration)
 
 
-def _initial_state(op: LinearOperator, start: Array, *, which: str, n_matvec: int) -> _State:
+def _initial_state(op: LinearOperator, start: Array, *, n_matvec: int) -> _State:
     """Orthonormalise the start block and rotate it to Ritz vectors."""
     xp = op.xp
     eps = machine_epsilon(xp, op.dtype)
@@ -319,8 +321,10 @@ def _initial_state(op: LinearOperator, start: Array, *, which: str, n_matvec: in
     H = _to_host_checked(X.T @ AX, "the start block")
     theta, C = scipy.linalg.eigh((H + H.T) / 2)
     C_dev = from_host(xp, C, dtype=op.dtype, device=op.device)
+    X, AX = X @ C_dev, AX @ C_dev
+    R = AX - X * from_host(xp, theta, dtype=op.dtype, device=op.device)[None, :]
     return _State(
-        X=X @ C_dev, AX=AX @ C_dev, theta=theta, R=None, P=None, AP=None,
+        X=X, AX=AX, theta=theta, R=R, P=None, AP=None,
         n_matvec=n_matvec + X.shape[1], norm_estimate=float(np.max(np.abs(theta))), eps=eps,
     )
 
@@ -407,7 +411,6 @@ def _step(
     and on the retry without ``P``; otherwise ``[X, P, W]`` is orthonormal by construction.
     """
     xp = op.xp
-    assert state.R is not None
     R = _columns(op, state.R, active)
     W = precondition(R) if precondition is not None else R
     basis = [state.X] if state.P is None else [state.X, state.P]
