@@ -334,9 +334,7 @@ def _residual_norms(op: LinearOperator, state: _State, iteration: int) -> np.nda
     xp = op.xp
     theta = from_host(xp, state.theta, dtype=op.dtype, device=op.device)
     state.R = state.AX - state.X * theta[None, :]
-    norms = xp.concat(
-        [xp.linalg.vector_norm(state.R, axis=0), xp.linalg.vector_norm(state.AX, axis=0)]
-    )
+    norms = xp.concat([_column_norms(xp, state.R), _column_norms(xp, state.AX)])
     host = _to_host_checked(norms, f"iteration {iteration}")
     m = state.X.shape[1]
     state.norm_estimate = max(state.norm_estimate, float(np.max(host[m:])))
@@ -410,11 +408,10 @@ def _step(
     ``S^T S`` is measured when ``measure`` is set, when the new directions are ill-conditioned,
     and on the retry without ``P``; otherwise ``[X, P, W]`` is orthonormal by construction.
     """
-    xp = op.xp
     R = _columns(op, state.R, active)
     W = precondition(R) if precondition is not None else R
     basis = [state.X] if state.P is None else [state.X, state.P]
-    W, well_conditioned = _orthonormalize_against(op, W, xp.concat(basis, axis=1), eps=state.eps)
+    W, well_conditioned = _orthonormalize_against(op, W, basis, eps=state.eps)
     if W.shape[1] == 0:
         return False
     AW = op.matmat(W)
@@ -430,7 +427,7 @@ def _step(
 
 
 def _orthonormalize_against(
-    op: LinearOperator, W: Array, Q: Array, *, eps: float
+    op: LinearOperator, W: Array, Q: list[Array], *, eps: float
 ) -> tuple[Array, bool]:
     """``W`` made orthogonal to the orthonormal ``Q`` (block CGS twice) and orthonormal (SVQB).
 
@@ -438,9 +435,10 @@ def _orthonormalize_against(
     dropped (possibly all of them). Also says whether the result is orthonormal and orthogonal
     to ``Q`` to about ``eps / 1e-3``.
     """
-    before = op.xp.linalg.vector_norm(W, axis=0)
+    before = _column_norms(op.xp, W)
     for _ in range(2):
-        W = W - Q @ (Q.T @ W)
+        for block in Q:
+            W = W - block @ (block.T @ W)
     return _svqb(op, W, drop=eps, norms_before=before, lost=eps**0.75)
 
 
@@ -496,32 +494,56 @@ def _rayleigh_ritz(
     trusted to be orthonormal (by construction, up to ~``eps / 1e-3``).
     """
     xp = op.xp
-    both = xp.concat(blocks + A_blocks, axis=1)
     ns = sum(block.shape[1] for block in blocks)
-    S, AS = both[:, :ns], both[:, ns:]
     if measure_gram:
-        grams = _to_host_checked(S.T @ both, "the Rayleigh-Ritz step")
+        gram = _block_gram(xp, blocks, blocks + A_blocks)
+        grams = _to_host_checked(gram, "the Rayleigh-Ritz step")
         G, H = grams[:, :ns], grams[:, ns:]
         T = _cholesky_qr2(G, n=op.shape[0], eps=state.eps)
         if T is None:
             return False
     else:
-        H = _to_host_checked(S.T @ AS, "the Rayleigh-Ritz step")
+        H = _to_host_checked(_block_gram(xp, blocks, A_blocks), "the Rayleigh-Ritz step")
         T = np.eye(ns)
-    H_white = T.T @ ((H + H.T) / 2) @ T
+    H_white = (H + H.T) / 2 if not measure_gram else T.T @ ((H + H.T) / 2) @ T
     values, C = np.linalg.eigh((H_white + H_white.T) / 2)
     state.norm_estimate = max(state.norm_estimate, float(np.max(np.abs(values))))
     chosen = np.sort(preference_order(values, which)[:m])
-    rest = np.setdiff1d(np.arange(ns), chosen)
+    is_rest = np.ones(ns, dtype=bool)
+    is_rest[chosen] = False
+    rest = np.flatnonzero(is_rest)
     C_x = C[:, chosen]
     C_p = _direction_coefficients(C, chosen, rest, active, m=m, eps=state.eps)
-    coefficients = from_host(xp, T @ np.concatenate([C_x, C_p], axis=1), dtype=op.dtype,
-                             device=op.device)
-    new, A_new = S @ coefficients, AS @ coefficients
-    state.X, state.AX = new[:, :m], A_new[:, :m]
-    state.P, state.AP = (new[:, m:], A_new[:, m:]) if C_p.shape[1] > 0 else (None, None)
+    state.X, state.AX = _combine(op, blocks, A_blocks, T @ C_x)
+    state.P, state.AP = _combine(op, blocks, A_blocks, T @ C_p) if C_p.shape[1] else (None, None)
     state.theta = values[chosen]
     return True
+
+
+def _block_gram(xp: Any, left: list[Array], right: list[Array]) -> Array:
+    """``[L_1, L_2, ...]^T [R_1, R_2, ...]`` from products of the thin blocks (no concatenation
+    of tall arrays)."""
+    rows = [xp.concat([L.T @ R for R in right], axis=1) for L in left]
+    return xp.concat(rows, axis=0)
+
+
+def _combine(
+    op: LinearOperator, blocks: list[Array], A_blocks: list[Array], coefficients: np.ndarray
+) -> tuple[Array, Array]:
+    """``[B_1, B_2, ...] C`` and ``[A B_1, A B_2, ...] C`` for host coefficients ``C``."""
+    C = from_host(op.xp, coefficients, dtype=op.dtype, device=op.device)
+    ends = np.cumsum([block.shape[1] for block in blocks])
+    rows = [C[end - block.shape[1] : end, :] for block, end in zip(blocks, ends, strict=True)]
+    new, A_new = blocks[0] @ rows[0], A_blocks[0] @ rows[0]
+    for block, A_block, part in zip(blocks[1:], A_blocks[1:], rows[1:], strict=True):
+        new = new + block @ part
+        A_new = A_new + A_block @ part
+    return new, A_new
+
+
+def _column_norms(xp: Any, X: Array) -> Array:
+    """Euclidean norms of the columns of ``X`` (``vecdot`` is a single fused reduction)."""
+    return xp.sqrt(xp.vecdot(X, X, axis=-2))
 
 
 def _cholesky_qr2(G: np.ndarray, *, n: int, eps: float) -> np.ndarray | None:
@@ -592,8 +614,8 @@ def _result(
         AY = op.matmat(Y)
         state.n_matvec += k
     values = xp.sum(Y * AY, axis=0)
-    residuals = xp.linalg.vector_norm(AY - Y * values[None, :], axis=0)
-    column_norms = xp.linalg.vector_norm(AY, axis=0)
+    residuals = _column_norms(xp, AY - Y * values[None, :])
+    column_norms = _column_norms(xp, AY)
     host = _to_host_checked(xp.concat([values, residuals, column_norms]), "the final Ritz vectors")
     norm_estimate = max(state.norm_estimate, float(np.max(host[2 * k :])))
     converged = host[k : 2 * k] <= tol * norm_estimate
