@@ -355,3 +355,11 @@ def test_eigsh_lobpcg_rejects_lanczos_options(matrix: np.ndarray, option: dict[s
     name = next(iter(option))
     with pytest.raises(ValueError, match=f"{name} is a Lanczos option"):
         spectra.eigsh(matrix, k=3, method="lobpcg", **option)
+
+
+def test_progress_bar_counts_converged_pairs(capsys: pytest.CaptureFixture[str]) -> None:
+    eigenvalues = np.random.default_rng(30).standard_normal(120)
+    matrix, _ = random_symmetric(eigenvalues, seed=31)
+    result = spectra.lobpcg(matrix, k=2, which="SA", seed=16, progress=True)
+    _check_against_dense(result, matrix, "SA", rtol=1e-9)
+    assert "lobpcg" in capsys.readouterr().err
