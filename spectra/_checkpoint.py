@@ -84,7 +84,9 @@ class ProbeStore:
                 arrays = {key: data[key] for key in data.files}
             stored = json.loads(str(arrays.pop(_FINGERPRINT_KEY)))
         except Exception as error:
-            raise ValueError(f"checkpoint {str(path)!r} is not a spectra checkpoint: {error}") from error
+            raise ValueError(
+                f"checkpoint {str(path)!r} is not a spectra checkpoint: {error}"
+            ) from error
         if stored != self.fingerprint:
             differences = ", ".join(
                 f"{key}: {stored.get(key)!r} in the file, {self.fingerprint.get(key)!r} now"
@@ -101,7 +103,9 @@ class ProbeStore:
         assert self.path is not None
         directory = self.path.parent
         directory.mkdir(parents=True, exist_ok=True)
-        payload = {_FINGERPRINT_KEY: np.array(json.dumps(self.fingerprint, sort_keys=True))}
+        payload: dict[str, Any] = {
+            _FINGERPRINT_KEY: np.array(json.dumps(self.fingerprint, sort_keys=True))
+        }
         payload.update(self.arrays)
         handle, temporary = tempfile.mkstemp(prefix=self.path.name, suffix=".tmp", dir=directory)
         try:

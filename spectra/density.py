@@ -241,7 +241,7 @@ def _weighted_quantiles(x: np.ndarray, w: np.ndarray, q: tuple[float, ...]) -> n
 
 
 def _check_sigma(sigma: Any) -> float:
-    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not sigma > 0:
+    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not float(sigma) > 0:
         raise ValueError(f"sigma must be a positive number or None; got {sigma!r}")
     return float(sigma)
 
@@ -286,11 +286,19 @@ def slq(
     if not isinstance(reorthogonalize, bool):
         raise TypeError(f"reorthogonalize must be True or False; got {reorthogonalize!r}")
     checkpoint_seed(seed, checkpoint)
-    store = ProbeStore(checkpoint, fingerprint=dict(
-        function="slq", n=n, dtype=str(host_dtype(op.dtype)), num_probes=num_probes,
-        num_steps=num_steps, seed=seed_key(seed), reorthogonalize=reorthogonalize,
-        block_size=block_size,
-    ))
+    store = ProbeStore(
+        checkpoint,
+        fingerprint=dict(
+            function="slq",
+            n=n,
+            dtype=str(host_dtype(op.dtype)),
+            num_probes=num_probes,
+            num_steps=num_steps,
+            seed=seed_key(seed),
+            reorthogonalize=reorthogonalize,
+            block_size=block_size,
+        ),
+    )
     rng = make_rng(seed)
     saved = store.get("alphas")
     done = 0 if saved is None else int(saved.shape[0])
@@ -301,19 +309,29 @@ def slq(
             start = rademacher(rng, (n, b), op)
             if p0 < done:
                 continue
-            result = lanczos_tridiagonal(op, start, num_steps=num_steps, reorthogonalize=reorthogonalize)
-            _append_probes(store, alphas=result.alphas, betas=result.betas,
-                           lengths=result.lengths, n_matvec=result.n_matvec)
+            result = lanczos_tridiagonal(
+                op, start, num_steps=num_steps, reorthogonalize=reorthogonalize
+            )
+            _append_probes(
+                store,
+                alphas=result.alphas,
+                betas=result.betas,
+                lengths=result.lengths,
+                n_matvec=result.n_matvec,
+            )
             bar.update(b)
     return _quadrature_density(store.arrays, n)
 
 
-def _append_probes(store: ProbeStore, *, alphas: np.ndarray, betas: np.ndarray,
-                   lengths: np.ndarray, n_matvec: int) -> None:
+def _append_probes(
+    store: ProbeStore, *, alphas: np.ndarray, betas: np.ndarray, lengths: np.ndarray, n_matvec: int
+) -> None:
     """Add finished probes to the in-memory record (and the checkpoint file, when one is set)."""
     previous = store.arrays
     merged = {
-        "alphas": alphas, "betas": betas, "lengths": lengths,
+        "alphas": alphas,
+        "betas": betas,
+        "lengths": lengths,
         "n_matvec": np.array(n_matvec + int(previous.get("n_matvec", 0))),
     }
     for key in ("alphas", "betas", "lengths"):
@@ -382,20 +400,26 @@ def kpm(
             moments.append(block)
             n_matvec += cost
             bar.update(b)
-    return KPMDensity(moments=np.concatenate(moments, axis=0), bounds=bounds, n=n, n_matvec=n_matvec)
+    return KPMDensity(
+        moments=np.concatenate(moments, axis=0), bounds=bounds, n=n, n_matvec=n_matvec
+    )
 
 
 def _check_bounds(bounds: Any) -> tuple[float, float]:
     try:
         lower, upper = (float(b) for b in bounds)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"bounds must be a pair (lower, upper) of numbers; got {bounds!r}") from error
+        raise ValueError(
+            f"bounds must be a pair (lower, upper) of numbers; got {bounds!r}"
+        ) from error
     if not (np.isfinite(lower) and np.isfinite(upper) and lower < upper):
         raise ValueError(f"bounds must be finite with lower < upper; got {bounds!r}")
     return lower, upper
 
 
-def _lanczos_bounds(op: LinearOperator, rng: np.random.Generator) -> tuple[tuple[float, float], int]:
+def _lanczos_bounds(
+    op: LinearOperator, rng: np.random.Generator
+) -> tuple[tuple[float, float], int]:
     """An interval containing the spectrum: extreme Ritz values of 20 Lanczos steps, widened by
     their residual bounds ``beta |e_m^T y|`` and by 5 percent of the width."""
     steps = min(op.shape[0], 20)

@@ -107,25 +107,56 @@ def diagonal(
     block_size = check_positive_int(block_size, name="block_size")
     checkpoint_seed(seed, checkpoint)
     n = op.shape[0]
-    store = ProbeStore(checkpoint, fingerprint=dict(
-        function="diagonal", method=method, n=n, dtype=str(host_dtype(op.dtype)),
-        num_matvecs=num_matvecs, seed=seed_key(seed), probes=probes, block_size=block_size,
-    ))
+    store = ProbeStore(
+        checkpoint,
+        fingerprint=dict(
+            function="diagonal",
+            method=method,
+            n=n,
+            dtype=str(host_dtype(op.dtype)),
+            num_matvecs=num_matvecs,
+            seed=seed_key(seed),
+            probes=probes,
+            block_size=block_size,
+        ),
+    )
     rng = make_rng(seed)
-    with progress_bar(progress, total=min(num_matvecs, n), desc=f"diagonal ({method})", unit="matvec") as bar:
+    with progress_bar(
+        progress, total=min(num_matvecs, n), desc=f"diagonal ({method})", unit="matvec"
+    ) as bar:
         if num_matvecs >= n:
             exact = exact_diagonal(op, store=store, block_size=block_size, bar=bar)
             return DiagonalEstimate(exact, op.xp.zeros_like(exact), n, method)
         if method == "hutchinson":
-            return _hutchinson(op, num_matvecs=num_matvecs, probes=probes, rng=rng, store=store,
-                               block_size=block_size, bar=bar)
-        return _xdiag(op, num_matvecs=num_matvecs, probes=probes, rng=rng, store=store,
-                      block_size=block_size, bar=bar)
+            return _hutchinson(
+                op,
+                num_matvecs=num_matvecs,
+                probes=probes,
+                rng=rng,
+                store=store,
+                block_size=block_size,
+                bar=bar,
+            )
+        return _xdiag(
+            op,
+            num_matvecs=num_matvecs,
+            probes=probes,
+            rng=rng,
+            store=store,
+            block_size=block_size,
+            bar=bar,
+        )
 
 
 def _hutchinson(
-    op: LinearOperator, *, num_matvecs: int, probes: str, rng: np.random.Generator,
-    store: ProbeStore, block_size: int, bar: Any,
+    op: LinearOperator,
+    *,
+    num_matvecs: int,
+    probes: str,
+    rng: np.random.Generator,
+    store: ProbeStore,
+    block_size: int,
+    bar: Any,
 ) -> DiagonalEstimate:
     """Running mean and sum of squared deviations of ``w * (A w)``, merged block by block (Chan,
     Golub, LeVeque), so neither cancellation nor the whole (n, m) sample is ever at stake."""
@@ -166,8 +197,14 @@ def _device(op: LinearOperator, host: np.ndarray | None) -> Array:
 
 
 def _xdiag(
-    op: LinearOperator, *, num_matvecs: int, probes: str, rng: np.random.Generator,
-    store: ProbeStore, block_size: int, bar: Any,
+    op: LinearOperator,
+    *,
+    num_matvecs: int,
+    probes: str,
+    rng: np.random.Generator,
+    store: ProbeStore,
+    block_size: int,
+    bar: Any,
 ) -> DiagonalEstimate:
     xp = op.xp
     n = op.shape[0]

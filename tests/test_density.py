@@ -33,8 +33,9 @@ def wishart(n: int = 200, m: int = 800) -> np.ndarray:
     return X.T @ X / m
 
 
-def cdf_distance(estimate: spectra.SpectralDensity | spectra.KPMDensity, x: np.ndarray,
-                 reference: np.ndarray) -> float:
+def cdf_distance(
+    estimate: spectra.SpectralDensity | spectra.KPMDensity, x: np.ndarray, reference: np.ndarray
+) -> float:
     """Wasserstein-1 distance as the integral of the difference of distribution functions."""
     return float(np.trapezoid(np.abs(estimate.cdf(x) - reference), x))
 
@@ -42,7 +43,9 @@ def cdf_distance(estimate: spectra.SpectralDensity | spectra.KPMDensity, x: np.n
 def test_slq_matches_the_dense_eigenvalue_distribution(backend: Backend) -> None:
     density = spectra.slq(backend.asarray(bulk_and_outliers()), num_probes=20, num_steps=30, seed=0)
     reference = spectra.slq(bulk_and_outliers(), num_probes=20, num_steps=30, seed=0)
-    w1 = wasserstein_distance(BULK_AND_OUTLIERS, density.nodes.ravel(), None, density.weights.ravel())
+    w1 = wasserstein_distance(
+        BULK_AND_OUTLIERS, density.nodes.ravel(), None, density.weights.ravel()
+    )
     assert w1 < 0.08
     np.testing.assert_allclose(density.nodes, reference.nodes, atol=1e-9)
     np.testing.assert_allclose(density.weights, reference.weights, atol=1e-9)
@@ -66,8 +69,11 @@ def test_kpm_matches_the_dense_eigenvalue_distribution(backend: Backend) -> None
 @pytest.mark.parametrize("method", ["slq", "kpm"])
 def test_goe_density_is_the_semicircle(method: str) -> None:
     A = goe()
-    estimate = (spectra.slq(A, num_probes=10, num_steps=30, seed=0) if method == "slq"
-                else spectra.kpm(A, degree=80, num_probes=10, seed=0))
+    estimate = (
+        spectra.slq(A, num_probes=10, num_steps=30, seed=0)
+        if method == "slq"
+        else spectra.kpm(A, degree=80, num_probes=10, seed=0)
+    )
     x = np.linspace(-3.0, 3.0, 6001)
     t = np.clip(x / 2, -1, 1)
     semicircle_cdf = 0.5 + (t * np.sqrt(1 - t**2) + np.arcsin(t)) / np.pi
@@ -80,8 +86,11 @@ def test_goe_density_is_the_semicircle(method: str) -> None:
 @pytest.mark.parametrize("method", ["slq", "kpm"])
 def test_wishart_density_is_marchenko_pastur(method: str) -> None:
     W = wishart()
-    estimate = (spectra.slq(W, num_probes=10, num_steps=30, seed=0) if method == "slq"
-                else spectra.kpm(W, degree=80, num_probes=10, seed=0))
+    estimate = (
+        spectra.slq(W, num_probes=10, num_steps=30, seed=0)
+        if method == "slq"
+        else spectra.kpm(W, degree=80, num_probes=10, seed=0)
+    )
     q = 200 / 800
     a, b = (1 - np.sqrt(q)) ** 2, (1 + np.sqrt(q)) ** 2
     x = np.linspace(0.0, 3.0, 6001)
@@ -126,7 +135,10 @@ def test_without_reorthogonalisation_still_estimates_a_benign_density() -> None:
     A = goe(200)
     density = spectra.slq(A, num_probes=10, num_steps=20, seed=0, reorthogonalize=False)
     eigenvalues = np.linalg.eigvalsh(A)
-    assert wasserstein_distance(eigenvalues, density.nodes.ravel(), None, density.weights.ravel()) < 0.1
+    assert (
+        wasserstein_distance(eigenvalues, density.nodes.ravel(), None, density.weights.ravel())
+        < 0.1
+    )
 
 
 def test_density_integrates_to_one_and_cdf_is_monotone() -> None:
@@ -148,8 +160,11 @@ def test_plot(method: str) -> None:
     import matplotlib.pyplot as plt
 
     A = bulk_and_outliers()
-    density = (spectra.slq(A, num_probes=4, num_steps=10, seed=0) if method == "slq"
-               else spectra.kpm(A, degree=20, num_probes=4, seed=0))
+    density = (
+        spectra.slq(A, num_probes=4, num_steps=10, seed=0)
+        if method == "slq"
+        else spectra.kpm(A, degree=20, num_probes=4, seed=0)
+    )
     ax = density.plot(log=True)
     assert ax.get_yscale() == "log" and len(ax.get_lines()) == 1
     _, ax2 = plt.subplots()
@@ -160,9 +175,11 @@ def test_plot(method: str) -> None:
 def test_reprs() -> None:
     A = bulk_and_outliers()
     assert repr(spectra.slq(A, num_probes=4, num_steps=10, seed=0)).startswith(
-        "SpectralDensity(method='slq', n=150, num_probes=4, num_steps=10, support=[")
+        "SpectralDensity(method='slq', n=150, num_probes=4, num_steps=10, support=["
+    )
     assert repr(spectra.kpm(A, degree=20, num_probes=4, seed=0)).startswith(
-        "KPMDensity(n=150, degree=20, num_probes=4, bounds=[")
+        "KPMDensity(n=150, degree=20, num_probes=4, bounds=["
+    )
 
 
 def test_slq_checkpoint_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
@@ -179,7 +196,7 @@ def test_slq_checkpoint_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
     np.testing.assert_array_equal(resumed.weights, uninterrupted.weights)
     assert resumed.n_matvec == uninterrupted.n_matvec == 120
     assert resumed_operator.columns == 120 - 2 * 3 * 12
-    with pytest.raises(ValueError, match="different call.*num_steps"):
+    with pytest.raises(ValueError, match=r"different call.*num_steps"):
         spectra.slq(A, checkpoint=path, **{**options, "num_steps": 13})  # type: ignore[arg-type]
 
 

@@ -21,7 +21,9 @@ def test_diagonal_matches_exact_and_agrees_across_backends(
     backend: Backend, method: str, spectrum: str
 ) -> None:
     A = matrix(spectrum)
-    result = spectra.diagonal(backend.asarray(A), method=method, num_matvecs=40, seed=2, block_size=16)
+    result = spectra.diagonal(
+        backend.asarray(A), method=method, num_matvecs=40, seed=2, block_size=16
+    )
     reference = spectra.diagonal(A, method=method, num_matvecs=40, seed=2, block_size=16)
     estimate, stderr = to_host(result.estimate), to_host(result.stderr)
     assert result.estimate.shape == (N,) and result.n_matvec == 40
@@ -47,17 +49,26 @@ def test_xdiag_beats_hutchinson_on_a_decaying_spectrum() -> None:
     A = matrix("decaying")
 
     def mean_error(method: str) -> float:
-        return float(np.mean([
-            np.linalg.norm(spectra.diagonal(A, method=method, num_matvecs=60, seed=s).estimate - np.diag(A))
-            for s in range(10)
-        ]))
+        return float(
+            np.mean(
+                [
+                    np.linalg.norm(
+                        spectra.diagonal(A, method=method, num_matvecs=60, seed=s).estimate
+                        - np.diag(A)
+                    )
+                    for s in range(10)
+                ]
+            )
+        )
 
     assert mean_error("xdiag") < mean_error("hutchinson") / 10
 
 
 def test_rademacher_hutchinson_is_exact_on_a_diagonal_operator(backend: Backend) -> None:
     d = np.linspace(-3.0, 5.0, 30)
-    result = spectra.diagonal(backend.asarray(np.diag(d)), method="hutchinson", num_matvecs=3, seed=0)
+    result = spectra.diagonal(
+        backend.asarray(np.diag(d)), method="hutchinson", num_matvecs=3, seed=0
+    )
     np.testing.assert_allclose(to_host(result.estimate), d, rtol=1e-14)
     np.testing.assert_allclose(to_host(result.stderr), 0.0, atol=1e-14)
 

@@ -66,10 +66,16 @@ def coverage(method: str, spectrum: str, *, repeats: int = 120) -> float:
     """Share of seeded runs whose true error lies within 3 reported standard errors."""
     A = matrix(spectrum)
     exact = float(np.sum(SPECTRA[spectrum]))
-    return float(np.mean([
-        abs(r.estimate - exact) <= 3 * r.stderr
-        for r in (spectra.trace(A, method=method, num_matvecs=30, seed=s) for s in range(repeats))
-    ]))
+    return float(
+        np.mean(
+            [
+                abs(r.estimate - exact) <= 3 * r.stderr
+                for r in (
+                    spectra.trace(A, method=method, num_matvecs=30, seed=s) for s in range(repeats)
+                )
+            ]
+        )
+    )
 
 
 @pytest.mark.parametrize(("method", "spectrum"), HONEST)
@@ -90,10 +96,14 @@ def test_deflating_methods_beat_hutchinson_on_a_decaying_spectrum() -> None:
     exact = float(np.sum(SPECTRA["decaying"]))
 
     def mean_error(method: str) -> float:
-        return float(np.mean([
-            abs(spectra.trace(A, method=method, num_matvecs=60, seed=s).estimate - exact)
-            for s in range(20)
-        ]))
+        return float(
+            np.mean(
+                [
+                    abs(spectra.trace(A, method=method, num_matvecs=60, seed=s).estimate - exact)
+                    for s in range(20)
+                ]
+            )
+        )
 
     hutchinson = mean_error("hutchinson")
     assert mean_error("hutch++") < hutchinson / 10
@@ -139,7 +149,9 @@ def test_low_rank_operator_is_exact() -> None:
     eigenvalues[:5] = [5.0, 4.0, 3.0, 2.0, 1.0]
     A = random_symmetric(eigenvalues, seed=2)[0]
     for method in ("hutch++", "xtrace", "xnystrace"):
-        assert spectra.trace(A, method=method, num_matvecs=40, seed=0).estimate == pytest.approx(15.0)
+        assert spectra.trace(A, method=method, num_matvecs=40, seed=0).estimate == pytest.approx(
+            15.0
+        )
 
 
 def test_blocks_bound_matmat_width_and_do_not_change_xtrace() -> None:
@@ -178,7 +190,7 @@ def test_checkpoint_refuses_a_different_call(tmp_path: Path) -> None:
     spectra.trace(A, method="hutchinson", num_matvecs=10, seed=0, checkpoint=path)
     with pytest.raises(ValueError, match=r"different call \(seed: 0 in the file, 1 now\)"):
         spectra.trace(A, method="hutchinson", num_matvecs=10, seed=1, checkpoint=path)
-    with pytest.raises(ValueError, match="different call.*method"):
+    with pytest.raises(ValueError, match=r"different call.*method"):
         spectra.trace(A, method="xtrace", num_matvecs=10, seed=0, checkpoint=path)
 
 
@@ -187,7 +199,9 @@ def test_checkpoint_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="checkpoint needs an integer seed"):
         spectra.trace(A, num_matvecs=10, checkpoint=tmp_path / "a.npz")
     with pytest.raises(ValueError, match="checkpoint needs an integer seed"):
-        spectra.trace(A, num_matvecs=10, seed=np.random.default_rng(0), checkpoint=tmp_path / "a.npz")
+        spectra.trace(
+            A, num_matvecs=10, seed=np.random.default_rng(0), checkpoint=tmp_path / "a.npz"
+        )
     corrupt = tmp_path / "corrupt.npz"
     corrupt.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="is not a spectra checkpoint"):
@@ -221,7 +235,7 @@ def test_bad_arguments() -> None:
         spectra.trace(A, method="xtrace", num_matvecs=3)
     with pytest.raises(ValueError, match="probes must be one of"):
         spectra.trace(A, probes="uniform")
-    with pytest.raises(ValueError, match="rtol .* applies only to method='hutchinson'"):
+    with pytest.raises(ValueError, match=r"rtol .* applies only to method='hutchinson'"):
         spectra.trace(A, method="xtrace", rtol=0.1)
     with pytest.raises(ValueError, match="rtol must be a positive finite number"):
         spectra.trace(A, method="hutchinson", rtol=-1.0)
