@@ -22,8 +22,10 @@ probe come to the host.
   operators only): with ``Omega^T Y = C^T C`` (Cholesky) and ``B = R C^{-1}``, leaving probe
   ``i`` out gives ``tr(A_i) = ||B||_F^2 - ||B z_i||^2`` and the residual probe term ``1 / K_ii``,
   ``z_i`` the normalised ``i``-th column of ``C^{-T}`` and ``K = (Omega^T Y)^{-1}``. With
-  ``probes="sphere"`` (the default) XTrace uses the paper's improved scaling of the residual
-  term.
+  ``probes="sphere"`` (the default) both use the improved scaling of the residual term: the
+  residual of leave-one-out ``i`` vanishes on the other probes (XNysTrace) or their images
+  (XTrace), so only the part of probe ``i`` orthogonal to those, uniform on a sphere of
+  dimension ``n - s + 1``, enters, and is rescaled to that sphere's radius.
 
 A budget of at least ``n`` matvecs computes the trace exactly from ``n`` products with the
 identity's columns (``stderr = 0``).
@@ -439,8 +441,9 @@ def _xnystrace(
     )
     Y = Y + shift * Omega
     _, R = xp.linalg.qr(Y)
-    host = to_host(xp.concat([xp.reshape(R, (-1,)), xp.reshape(Omega.T @ Y, (-1,))]))
-    R_h, G = (host.astype(np.float64)[i * m * m : (i + 1) * m * m].reshape(m, m) for i in range(2))
+    blocks = [xp.reshape(M, (-1,)) for M in (R, Omega.T @ Y, Omega.T @ Omega)]
+    host = to_host(xp.concat(blocks)).astype(np.float64)
+    R_h, G, gram = (host[i * m * m : (i + 1) * m * m].reshape(m, m) for i in range(3))
     try:
         C = scipy.linalg.cholesky((G + G.T) / 2, lower=False)
     except np.linalg.LinAlgError as error:
@@ -452,7 +455,10 @@ def _xnystrace(
     Z = scipy.linalg.solve_triangular(C, np.eye(m), trans="T", lower=False)
     z_norms2 = np.sum(Z * Z, axis=0)
     left_out = np.sum((B @ (Z / np.sqrt(z_norms2))) ** 2, axis=0)
-    estimates = np.sum(B * B) - left_out + 1.0 / z_norms2 - shift * n
+    scale = np.ones(m)
+    if probes == "sphere":
+        scale = (n - m + 1) * np.diag(scipy.linalg.pinvh(gram))
+    estimates = np.sum(B * B) - left_out + scale / z_norms2 - shift * n
     return TraceEstimate(float(np.mean(estimates)), _stderr(estimates), m, "xnystrace")
 
 
