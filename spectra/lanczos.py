@@ -160,12 +160,12 @@ def _thick_restart(
     xp = op.xp
     n = op.shape[0]
     eps = machine_epsilon(xp, op.dtype)
-    V = xp.zeros((ncv + 1, n), dtype=op.dtype, device=op.device)
-    V = set_block(V, (slice(0, 1), slice(None)), (start / xp.linalg.vector_norm(start))[None, :])
+    basis = xp.zeros((ncv + 1, n), dtype=op.dtype, device=op.device)
     state = _Krylov(
-        V=V, H=np.zeros((ncv + 1, ncv + 1)), n_locked=0, locked_values=np.empty(0),
+        V=set_block(basis, (slice(0, 1), slice(None)), (start / xp.linalg.vector_norm(start))[None, :]), H=np.zeros((ncv + 1, ncv + 1)), n_locked=0, locked_values=np.empty(0),
         norm_estimate=0.0, n_matvec=0, breakdown_tol=eps ** 0.75,
     )
+    del basis
     first_unexpanded, restart = 0, 0
     while True:
         restart += 1
@@ -248,17 +248,23 @@ def _orthogonalize(
 def _needs_verification(state: _Krylov, wanted_values: np.ndarray, threshold: float) -> bool:
     """Whether converged values must be confirmed from a fresh start vector.
 
-    After an invariant subspace was found, the Krylov space of one start vector holds only one
-    copy of each repeated eigenvalue; a fresh random vector orthogonal to the basis has a
-    component in every copy not yet found. So once everything has converged after a breakdown,
-    the run continues from a fresh vector and stops only when that leaves the wanted values
-    unchanged.
+    The Krylov space of one start vector holds one copy of each repeated eigenvalue; further
+    copies only appear through rounding errors, slowly. So when the converged set shows signs of
+    multiplicity (an invariant subspace was found, two wanted values coincide, or a wanted value
+    is zero, as for the null space of a Gauss-Newton matrix), the run continues from a fresh
+    random vector orthogonal to the basis, which has a component in every copy not yet found,
+    and stops only when that leaves the wanted values unchanged.
     """
-    if state.n_breakdowns == 0:
-        return False
     values = np.sort(wanted_values)
+    suspicious = (
+        state.n_breakdowns > 0
+        or bool(np.any(np.abs(values) <= threshold))
+        or bool(np.any(np.diff(values) <= threshold))
+    )
     previous = state.verified_values
     state.verified_values = values
+    if not suspicious:
+        return False
     return previous is None or not np.allclose(values, previous, rtol=0.0, atol=threshold)
 
 
@@ -360,21 +366,27 @@ def _finish(
     op: LinearOperator, state: _Krylov, ritz: _Ritz, wanted: np.ndarray, *, which: str, tol: float,
     restarts: int,
 ) -> EigenResult:
-    """Form the wanted Ritz vectors, check their true residuals with one block product, sort."""
-    xp = op.xp
+    """Form the wanted Ritz vectors in ascending order, then check their true residuals."""
     n_locked = state.n_locked
     m = n_locked + ritz.values.shape[0]
-    locked_rows = [int(w) for w in wanted if w < n_locked]
-    active = [int(w) - n_locked for w in wanted if w >= n_locked]
-    blocks = []
-    if locked_rows:
-        blocks.append(xp.take(state.V, xp.asarray(locked_rows, device=op.device), axis=0))
-    if active:
-        coefficients = from_host(xp, ritz.vectors[:, active].T, dtype=op.dtype, device=op.device)
-        blocks.append(coefficients @ state.V[n_locked:m, :])
-    Y = xp.concat(blocks, axis=0).T if len(blocks) > 1 else blocks[0].T
+    all_values = np.concatenate([state.locked_values, ritz.values])
+    ascending = wanted[np.argsort(all_values[wanted], kind="stable")]
+    coefficients = np.zeros((ascending.shape[0], m))
+    for row, index in enumerate(ascending):
+        if index < n_locked:
+            coefficients[row, index] = 1.0
+        else:
+            coefficients[row, n_locked:] = ritz.vectors[:, index - n_locked]
+    basis = state.V[:m, :]
+    del state.V  # the basis is no longer needed: free it before the final block product
+    Y = (from_host(op.xp, coefficients, dtype=op.dtype, device=op.device) @ basis).T
+    del basis
     return ritz_result(op, Y, tol=tol, norm_estimate=state.norm_estimate, n_matvec=state.n_matvec,
                        restarts=restarts, which=which, method="lanczos")
+
+
+# Columns whose residuals are formed at once in ritz_result: bounds its temporaries.
+_RESIDUAL_CHUNK = 4
 
 
 def ritz_result(
@@ -385,24 +397,31 @@ def ritz_result(
     xp = op.xp
     AY = op.matmat(Y)
     k = Y.shape[1]
-    values = xp.sum(Y * AY, axis=0)
-    residuals = xp.linalg.vector_norm(AY - Y * values[None, :], axis=0)
+    values = xp.vecdot(Y, AY, axis=-2)
+    chunks = [slice(c, min(c + _RESIDUAL_CHUNK, k)) for c in range(0, k, _RESIDUAL_CHUNK)]
+    residuals = xp.concat([
+        xp.linalg.vector_norm(AY[:, c] - Y[:, c] * values[None, c], axis=0) for c in chunks
+    ])
     column_norms = xp.linalg.vector_norm(AY, axis=0)
+    del AY
     host = to_host(xp.concat([values, residuals, column_norms])).astype(np.float64)
     if not np.all(np.isfinite(host)):
         raise FloatingPointError("the operator returned non-finite values on the final Ritz vectors")
     values_host, residuals_host = host[:k], host[k : 2 * k]
     norm_estimate = max(norm_estimate, float(np.max(host[2 * k :])))
     converged = residuals_host <= tol * norm_estimate
-    order = np.argsort(values_host, kind="stable")
-    index = xp.asarray(order, device=op.device)
     if not np.all(converged):
         warn_unconverged(method, int(np.count_nonzero(converged)), k, f"after {restarts} restarts")
+    order = np.argsort(values_host, kind="stable")
+    if np.any(order != np.arange(k)):
+        index = xp.asarray(order, device=op.device)
+        values, Y, residuals = xp.take(values, index), xp.take(Y, index, axis=1), xp.take(residuals, index)
+        converged = converged[order]
     return EigenResult(
-        eigenvalues=xp.take(values, index),
-        eigenvectors=xp.take(Y, index, axis=1),
-        residual_norms=xp.take(residuals, index),
-        converged=xp.asarray(converged[order], device=op.device),
+        eigenvalues=values,
+        eigenvectors=Y,
+        residual_norms=residuals,
+        converged=xp.asarray(converged, device=op.device),
         n_matvec=n_matvec + k,
         n_restart=restarts,
         tol=tol,

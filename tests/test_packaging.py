@@ -59,7 +59,8 @@ def test_suite_runs_against_the_installed_wheel() -> None:
     import spectra_torch
 
     source_tree = Path(__file__).resolve().parents[1]
-    for module in (spectra, spectra_torch):
-        location = Path(module.__file__).resolve()
-        assert source_tree not in location.parents, f"{module.__name__} imported from {location}"
+    for module, source in ((spectra, "spectra"), (spectra_torch, "backends/spectra_torch")):
+        location = Path(module.__file__).resolve().parent
+        assert location != source_tree / source, f"{module.__name__} imported from the source tree"
+        assert "site-packages" in location.parts, location
     assert (Path(spectra.__file__).parent / "py.typed").exists()
