@@ -79,39 +79,51 @@ class Run:
     converged: bool
 
 
-def relative_residual(apply: Callable[[np.ndarray], np.ndarray], values: np.ndarray,
-                      vectors: np.ndarray, norm: float) -> float:
+def relative_residual(
+    apply: Callable[[np.ndarray], np.ndarray], values: np.ndarray, vectors: np.ndarray, norm: float
+) -> float:
     return float(np.max(np.linalg.norm(apply(vectors) - vectors * values, axis=0)) / norm)
 
 
-def measure(solve: Callable[[], tuple[np.ndarray, np.ndarray, bool]], counter: Counting,
-            norm: float) -> Run:
+def measure(
+    solve: Callable[[], tuple[np.ndarray, np.ndarray, bool]], counter: Counting, norm: float
+) -> Run:
+    """Time one solve, then repeat it under tracemalloc for the peak (tracing slows Python)."""
     counter.columns = 0
     n = counter.shape[0]
-    tracemalloc.start()
-    baseline = tracemalloc.get_traced_memory()[0]
     start = time.perf_counter()
     values, vectors, converged = solve()
     seconds = time.perf_counter() - start
-    peak = tracemalloc.get_traced_memory()[1] - baseline
-    tracemalloc.stop()
     matvecs = counter.columns
     residual = relative_residual(counter.apply, values, vectors, norm)
+    del values, vectors
+    tracemalloc.start()
+    baseline = tracemalloc.get_traced_memory()[0]
+    solve()
+    peak = tracemalloc.get_traced_memory()[1] - baseline
+    tracemalloc.stop()
     return Run(matvecs, seconds, peak / (8 * n), residual, converged)
 
 
-def compare(name: str, counter: Counting, which: str, k: int, arpack_tol: float,
-            seed: int) -> tuple[str, Run, Run]:
+def compare(
+    name: str, counter: Counting, which: str, k: int, arpack_tol: float, seed: int
+) -> tuple[str, Run, Run]:
     n = counter.shape[0]
     scipy_op = counter.as_scipy()
-    norm = float(abs(scipy.sparse.linalg.eigsh(scipy_op, k=1, which="LM", tol=1e-6,
-                                               return_eigenvectors=False)[0]))
+    norm = float(
+        abs(
+            scipy.sparse.linalg.eigsh(
+                scipy_op, k=1, which="LM", tol=1e-6, return_eigenvectors=False
+            )[0]
+        )
+    )
     v0 = np.random.default_rng(seed).standard_normal(n)
 
     def arpack() -> tuple[np.ndarray, np.ndarray, bool]:
         try:
-            values, vectors = scipy.sparse.linalg.eigsh(scipy_op, k=k, which=which, v0=v0,
-                                                        tol=arpack_tol)
+            values, vectors = scipy.sparse.linalg.eigsh(
+                scipy_op, k=k, which=which, v0=v0, tol=arpack_tol
+            )
             return values, vectors, True
         except scipy.sparse.linalg.ArpackNoConvergence as error:
             return error.eigenvalues, error.eigenvectors, False
@@ -142,24 +154,32 @@ def main() -> None:
     operators = {
         f"laplacian2d n={grid * grid}": Counting(laplacian.shape, lambda X: laplacian @ X),
         f"random sparse n={n_sparse}": Counting(sparse.shape, lambda X: sparse @ X),
-        f"diag+rank20 n={n_dlr}": Counting((n_dlr, n_dlr), diagonal_plus_low_rank(n_dlr, 20, args.seed)),
+        f"diag+rank20 n={n_dlr}": Counting(
+            (n_dlr, n_dlr), diagonal_plus_low_rank(n_dlr, 20, args.seed)
+        ),
     }
     print(f"k={args.k}, ARPACK tol={args.arpack_tol:g}; spectra tol = ARPACK's achieved residual\n")
-    header = (f"{'problem':34s} {'ARPACK mv':>9s} {'spectra mv':>10s} {'mv ratio':>8s} "
-              f"{'ARPACK s':>8s} {'spectra s':>9s} {'time ratio':>10s} {'ARPACK mem':>10s} "
-              f"{'spectra mem':>11s} {'ARPACK res':>10s} {'spectra res':>11s} conv")
+    header = (
+        f"{'problem':34s} {'ARPACK mv':>9s} {'spectra mv':>10s} {'mv ratio':>8s} "
+        f"{'ARPACK s':>8s} {'spectra s':>9s} {'time ratio':>10s} {'ARPACK mem':>10s} "
+        f"{'spectra mem':>11s} {'ARPACK res':>10s} {'spectra res':>11s} conv"
+    )
     print(header)
     print("-" * len(header))
     for name, counter in operators.items():
         for which in ("LA", "SA"):
             label, a, s = compare(name, counter, which, args.k, args.arpack_tol, args.seed)
-            print(f"{label:34s} {a.matvecs:9d} {s.matvecs:10d} {s.matvecs / a.matvecs:8.2f} "
-                  f"{a.seconds:8.2f} {s.seconds:9.2f} {s.seconds / a.seconds:10.2f} "
-                  f"{a.peak_vectors:9.1f}n {s.peak_vectors:10.1f}n {a.residual:10.1e} "
-                  f"{s.residual:11.1e} {'/'.join('y' if c else 'n' for c in (a.converged, s.converged))}",
-                  flush=True)
-    print("\nmem: peak bytes allocated during the solve / (8 n); ncv = 21 for k = 10, so the "
-          "target is at most ncv + 4 = 25 vectors plus a constant.")
+            print(
+                f"{label:34s} {a.matvecs:9d} {s.matvecs:10d} {s.matvecs / a.matvecs:8.2f} "
+                f"{a.seconds:8.2f} {s.seconds:9.2f} {s.seconds / a.seconds:10.2f} "
+                f"{a.peak_vectors:9.1f}n {s.peak_vectors:10.1f}n {a.residual:10.1e} "
+                f"{s.residual:11.1e} {'y' if a.converged else 'n'}/{'y' if s.converged else 'n'}",
+                flush=True,
+            )
+    print(
+        "\nmem: peak bytes allocated during the solve / (8 n); ncv = 21 for k = 10, so the "
+        "target is at most ncv + 4 = 25 vectors plus a constant."
+    )
 
 
 if __name__ == "__main__":

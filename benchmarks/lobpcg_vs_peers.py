@@ -103,12 +103,19 @@ def cases(n: int) -> list[Case]:
         Case("top eigenvalue x10, k=6, LA", repeated, 6, "LA", 1e-8),
         Case("diagonal 1e-8..1 (sparse), LA", scipy.sparse.diags(wide).tocsr(), 5, "LA", 1e-8),
         Case(f"2D Laplacian {side}^2 (sparse), SA", _laplacian_2d(side), 6, "SA", 1e-8),
-        Case("diag. dominant (sparse), SA, Jacobi", dominant, 6, "SA", 1e-8,
-             M=scipy.sparse.diags(1 / dominant.diagonal()).tocsr()),
+        Case(
+            "diag. dominant (sparse), SA, Jacobi",
+            dominant,
+            6,
+            "SA",
+            1e-8,
+            M=scipy.sparse.diags(1 / dominant.diagonal()).tocsr(),
+        ),
         Case("diag. dominant (sparse), SA, no prec.", dominant, 6, "SA", 1e-8),
         Case("random normal spectrum, k=40, LA", random_spectrum, 40, "LA", 1e-8),
-        Case("random normal spectrum, float32, LA", random_spectrum.astype(np.float32), 8, "LA",
-             1e-4),
+        Case(
+            "random normal spectrum, float32, LA", random_spectrum.astype(np.float32), 8, "LA", 1e-4
+        ),
     ]
 
 
@@ -163,24 +170,32 @@ def _timed(
             out = run()
             best = min(best, time.perf_counter() - start)
         warned = warned or any(
-            "converge" in str(w.message).lower() or "accurac" in str(w.message).lower()
-            or issubclass(w.category, spectra.ConvergenceWarning) for w in caught
+            "converge" in str(w.message).lower()
+            or "accurac" in str(w.message).lower()
+            or issubclass(w.category, spectra.ConvergenceWarning)
+            for w in caught
         )
     assert out is not None
     return out, best, warned
 
 
 def run_spectra(case: Case, X0: np.ndarray | None) -> tuple[Any, ...]:
-    result = spectra.lobpcg(case.A, case.k, which=case.which, tol=case.rtol, M=case.M,
-                            maxiter=500, seed=0, X=X0)
+    result = spectra.lobpcg(
+        case.A, case.k, which=case.which, tol=case.rtol, M=case.M, maxiter=500, seed=0, X=X0
+    )
     return result.eigenvalues, result.eigenvectors, result.n_restart, result.n_matvec
 
 
 def run_scipy_lobpcg(case: Case, X0: np.ndarray, norm: float) -> tuple[Any, ...]:
     op = _Counted(case.A)
     values, vectors, history = scipy.sparse.linalg.lobpcg(
-        op, X0.astype(case.A.dtype), M=case.M, tol=case.rtol * norm,
-        largest=case.which == "LA", maxiter=500, retResidualNormsHistory=True,
+        op,
+        X0.astype(case.A.dtype),
+        M=case.M,
+        tol=case.rtol * norm,
+        largest=case.which == "LA",
+        maxiter=500,
+        retResidualNormsHistory=True,
     )
     return values, vectors, len(history), op.columns
 
@@ -189,7 +204,11 @@ def run_eigsh(case: Case, X0: np.ndarray, norm: float, reference: np.ndarray) ->
     op = _Counted(case.A)
     tol = case.rtol * norm / float(np.max(np.abs(reference)))
     values, vectors = scipy.sparse.linalg.eigsh(
-        op, case.k, which=case.which, tol=tol, v0=X0[:, 0].astype(case.A.dtype),
+        op,
+        case.k,
+        which=case.which,
+        tol=tol,
+        v0=X0[:, 0].astype(case.A.dtype),
         maxiter=100 * case.A.shape[0],
     )
     return values, vectors, None, op.columns
@@ -217,14 +236,21 @@ def run_torch(case: Case, X0: np.ndarray) -> tuple[Any, ...]:
 
     with CountProducts():
         values, vectors = torch.lobpcg(
-            A, k=case.k, X=torch.from_numpy(X0.astype(dense.dtype)), iK=iK, niter=500,
-            tol=case.rtol / 2, largest=case.which == "LA", tracker=tracker,
+            A,
+            k=case.k,
+            X=torch.from_numpy(X0.astype(dense.dtype)),
+            iK=iK,
+            niter=500,
+            tol=case.rtol / 2,
+            largest=case.which == "LA",
+            tracker=tracker,
         )
     return values.numpy(), vectors.numpy(), counter["iterations"], counter["columns"]
 
 
-def measure(name: str, case: Case, run: Callable[[], tuple[Any, ...]], reference: np.ndarray,
-            norm: float) -> Outcome:
+def measure(
+    name: str, case: Case, run: Callable[[], tuple[Any, ...]], reference: np.ndarray, norm: float
+) -> Outcome:
     try:
         (values, vectors, iterations, matvecs), seconds, warned = _timed(run)
     except Exception as error:  # a failure is a result here, not a crash of the benchmark
@@ -238,8 +264,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="n = 400 instead of 2025")
     args = parser.parse_args()
     n = 400 if args.quick else 2025
-    header = (f"{'case':38s} {'solver':14s} {'iters':>6s} {'matvecs':>8s} {'seconds':>8s} "
-              f"{'rel.res':>8s}  status")
+    header = (
+        f"{'case':38s} {'solver':14s} {'iters':>6s} {'matvecs':>8s} {'seconds':>8s} "
+        f"{'rel.res':>8s}  status"
+    )
     print(f"n = {n}; target ||A v - theta v|| <= rtol ||A|| (rtol 1e-8, float32 1e-4)\n")
     print(header)
     print("-" * len(header))
@@ -265,8 +293,10 @@ def main() -> None:
             status += f" {out.note}" if out.note else ""
             iters = "-" if out.iterations is None else str(out.iterations)
             mv = "-" if out.matvecs is None else str(out.matvecs)
-            print(f"{case.name:38s} {solver:14s} {iters:>6s} {mv:>8s} {out.seconds:8.3f} "
-                  f"{out.residual:8.1e}  {status}")
+            print(
+                f"{case.name:38s} {solver:14s} {iters:>6s} {mv:>8s} {out.seconds:8.3f} "
+                f"{out.residual:8.1e}  {status}"
+            )
         theirs = outcomes["scipy lobpcg"]
         for solver in ("spectra", "spectra, X0"):
             ours = outcomes[solver]
@@ -274,8 +304,10 @@ def main() -> None:
                 ratios.setdefault(solver, []).append(ours.seconds / theirs.seconds)
         print()
     for solver, values in ratios.items():
-        print(f"seconds {solver} / scipy lobpcg where both converge: median "
-              f"{np.median(values):.2f}, max {np.max(values):.2f} over {len(values)} cases")
+        print(
+            f"seconds {solver} / scipy lobpcg where both converge: median "
+            f"{np.median(values):.2f}, max {np.max(values):.2f} over {len(values)} cases"
+        )
 
 
 if __name__ == "__main__":

@@ -52,7 +52,10 @@ def digits(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
 
 def mlp() -> torch.nn.Module:
     return torch.nn.Sequential(
-        torch.nn.Linear(64, 256), torch.nn.Tanh(), torch.nn.Linear(256, 32), torch.nn.Tanh(),
+        torch.nn.Linear(64, 256),
+        torch.nn.Tanh(),
+        torch.nn.Linear(256, 32),
+        torch.nn.Tanh(),
         torch.nn.Linear(32, 10),
     )
 
@@ -61,8 +64,11 @@ class CNN(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.body = torch.nn.Sequential(
-            torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.Tanh(),
-            torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.Tanh(), torch.nn.Flatten(),
+            torch.nn.Conv2d(1, 8, 3, padding=1),
+            torch.nn.Tanh(),
+            torch.nn.Conv2d(8, 16, 3, padding=1),
+            torch.nn.Tanh(),
+            torch.nn.Flatten(),
             torch.nn.Linear(16 * 8 * 8, 10),
         )
 
@@ -177,6 +183,7 @@ def hvp_methods(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor) -> dic
         def setup() -> Callable:
             op = st.HessianOperator(model, criterion, (X, y), mode=mode, **options)
             return op.matvec
+
         return setup
 
     def pyhessian() -> Callable:
@@ -302,7 +309,11 @@ def solvers(
     def eigsh_func(tol: float) -> tuple[Any, int]:
         hvp = Counter(functional_hvp(model, X, y))
         values = scipy.sparse.linalg.eigsh(
-            scipy_operator(hvp, n, X.device), k=K, which="LA", tol=tol, v0=v0,
+            scipy_operator(hvp, n, X.device),
+            k=K,
+            which="LA",
+            tol=tol,
+            v0=v0,
             return_eigenvectors=False,
         )
         return values, hvp.calls
@@ -313,7 +324,11 @@ def solvers(
         op = HessianLinearOperator(model, criterion, params, [(X, y)], check_deterministic=False)
         hvp = Counter(lambda v: op @ v)
         values = scipy.sparse.linalg.eigsh(
-            scipy_operator(hvp, n, X.device), k=K, which="LA", tol=tol, v0=v0,
+            scipy_operator(hvp, n, X.device),
+            k=K,
+            which="LA",
+            tol=tol,
+            v0=v0,
             return_eigenvectors=False,
         )
         return values, hvp.calls

@@ -67,8 +67,15 @@ def eigsh(
 
 
 def _eigsh_lobpcg(
-    A: Any, k: int, *, which: str, v0: Array | None, ncv: int | None, maxiter: int | None,
-    tol: float, seed: Seed,
+    A: Any,
+    k: int,
+    *,
+    which: str,
+    v0: Array | None,
+    ncv: int | None,
+    maxiter: int | None,
+    tol: float,
+    seed: Seed,
 ) -> EigenResult:
     """``method="lobpcg"``: the Lanczos-only options must be left at their defaults."""
     for name, value in (("v0", v0), ("ncv", ncv)):

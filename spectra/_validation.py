@@ -17,7 +17,7 @@ def check_k(k: Any, n: int) -> int:
     """``k`` must be an integer with 1 <= k <= n."""
     if not isinstance(k, numbers.Integral) or isinstance(k, bool):
         raise TypeError(f"k must be an integer; got {k!r}")
-    if not 1 <= k <= n:
+    if not 1 <= int(k) <= n:
         raise ValueError(f"k must satisfy 1 <= k <= n = {n}; got k={k}")
     return int(k)
 
@@ -25,8 +25,14 @@ def check_k(k: Any, n: int) -> int:
 def check_which(which: Any, *, allowed: tuple[str, ...] = WHICH) -> str:
     """``which`` must name one end (or both ends) of the spectrum."""
     if which not in allowed:
-        hint = " (smallest magnitude needs shift-invert, which is not supported)" if which == "SM" else ""
-        raise ValueError(f"which must be one of {', '.join(map(repr, allowed))}; got {which!r}{hint}")
+        hint = (
+            " (smallest magnitude needs shift-invert, which is not supported)"
+            if which == "SM"
+            else ""
+        )
+        raise ValueError(
+            f"which must be one of {', '.join(map(repr, allowed))}; got {which!r}{hint}"
+        )
     return str(which)
 
 
@@ -41,7 +47,7 @@ def resolve_tol(tol: Any, *, eps: float) -> float:
     """``tol`` is a relative residual; ``None`` or 0 means ``eps ** (2/3)`` (ARPACK's floor)."""
     if tol is None or (isinstance(tol, numbers.Real) and tol == 0):
         return float(eps ** (2.0 / 3.0))
-    if not isinstance(tol, numbers.Real) or not np.isfinite(tol) or tol < 0:
+    if not isinstance(tol, numbers.Real) or not np.isfinite(float(tol)) or tol < 0:
         raise ValueError(f"tol must be a finite non-negative number or None; got {tol!r}")
     return float(tol)
 

@@ -50,7 +50,7 @@ def select_wanted(values: np.ndarray, which: str, k: int) -> np.ndarray:
 def dense_eigensolve(
     op: LinearOperator, k: int, *, which: str, tol: float, method: str
 ) -> EigenResult:
-    """Exact eigenpairs of a small operator by ``scipy.linalg.eigh`` (``n`` matvecs in one block)."""
+    """Exact eigenpairs of a small operator by ``scipy.linalg.eigh`` (``n`` matvecs, one block)."""
     xp = op.xp
     matrix = materialize(op)
     symmetric = (matrix + matrix.T) / 2

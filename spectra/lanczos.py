@@ -115,8 +115,16 @@ def lanczos(
         start = gaussian(rng, (n,), op)
     with progress_bar(progress, total=k, desc="lanczos", unit="pair") as bar:
         return _thick_restart(
-            op, k, which=which, tol=tol, ncv=ncv, maxiter=maxiter, start=start, rng=rng,
-            callback=callback, bar=bar,
+            op,
+            k,
+            which=which,
+            tol=tol,
+            ncv=ncv,
+            maxiter=maxiter,
+            start=start,
+            rng=rng,
+            callback=callback,
+            bar=bar,
         )
 
 
@@ -162,8 +170,15 @@ def _thick_restart(
     eps = machine_epsilon(xp, op.dtype)
     basis = xp.zeros((ncv + 1, n), dtype=op.dtype, device=op.device)
     state = _Krylov(
-        V=set_block(basis, (slice(0, 1), slice(None)), (start / xp.linalg.vector_norm(start))[None, :]), H=np.zeros((ncv + 1, ncv + 1)), n_locked=0, locked_values=np.empty(0),
-        norm_estimate=0.0, n_matvec=0, breakdown_tol=eps ** 0.75,
+        V=set_block(
+            basis, (slice(0, 1), slice(None)), (start / xp.linalg.vector_norm(start))[None, :]
+        ),
+        H=np.zeros((ncv + 1, ncv + 1)),
+        n_locked=0,
+        locked_values=np.empty(0),
+        norm_estimate=0.0,
+        n_matvec=0,
+        breakdown_tol=eps**0.75,
     )
     del basis
     first_unexpanded, restart = 0, 0
@@ -178,22 +193,35 @@ def _thick_restart(
         n_converged = int(np.count_nonzero(estimates[wanted] <= threshold))
         bar.update(n_converged - bar.n)
         if callback is not None:
-            callback(IterationInfo(
-                restart=restart, n_matvec=state.n_matvec,
-                ritz_values=all_values,
-                residual_estimates=estimates, n_converged=n_converged,
-                norm_estimate=state.norm_estimate,
-            ))
+            callback(
+                IterationInfo(
+                    restart=restart,
+                    n_matvec=state.n_matvec,
+                    ritz_values=all_values,
+                    residual_estimates=estimates,
+                    n_converged=n_converged,
+                    norm_estimate=state.norm_estimate,
+                )
+            )
         done = n_converged == k and not _needs_verification(state, all_values[wanted], threshold)
         if done or restart == maxiter:
             return _finish(op, state, ritz, wanted, which=which, tol=tol, restarts=restart)
         first_unexpanded = _restart(
-            op, state, ritz, wanted, which=which, threshold=threshold, ncv=ncv, rng=rng,
+            op,
+            state,
+            ritz,
+            wanted,
+            which=which,
+            threshold=threshold,
+            ncv=ncv,
+            rng=rng,
             fresh=n_converged == k,
         )
 
 
-def _expand(op: LinearOperator, state: _Krylov, *, start: int, stop: int, rng: np.random.Generator) -> None:
+def _expand(
+    op: LinearOperator, state: _Krylov, *, start: int, stop: int, rng: np.random.Generator
+) -> None:
     """Lanczos steps ``start .. stop - 1``: fill basis rows up to ``stop`` and ``H`` to match."""
     for j in range(start, stop):
         w = op.matvec(state.V[j, :])
@@ -232,9 +260,7 @@ def _orthogonalize(
     norms = xp.stack([xp.linalg.vector_norm(w), norm_first, norm_Aw])
     host = to_host(xp.concat([coefficients + correction, norms])).astype(np.float64)
     if not np.all(np.isfinite(host)):
-        raise FloatingPointError(
-            f"the operator returned non-finite values at Lanczos step {step}"
-        )
+        raise FloatingPointError(f"the operator returned non-finite values at Lanczos step {step}")
     h, (beta, previous, norm_Aw_host) = host[:-3], host[-3:]
     while beta < 0.5 * previous and beta > 0.0:
         correction = basis @ w
@@ -316,12 +342,15 @@ def _restart(
     n_locked = state.n_locked
     wanted_active = wanted[wanted >= n_locked] - n_locked
     room_for_locks = max(ncv - 2 - n_locked, 0)
-    newly_locked = [int(a) for a in wanted_active if ritz.estimates[a] <= threshold][:room_for_locks]
+    newly_locked = [int(a) for a in wanted_active if ritz.estimates[a] <= threshold][
+        :room_for_locks
+    ]
     unconverged_wanted = [int(a) for a in wanted_active if int(a) not in newly_locked]
     room = ncv - n_locked - len(newly_locked)
     n_keep = min(room - 1, max(len(unconverged_wanted), 1, int(room * _KEEP_FRACTION)))
     order = unconverged_wanted + [
-        int(a) for a in preference_order(ritz.values, which)
+        int(a)
+        for a in preference_order(ritz.values, which)
         if int(a) not in newly_locked and int(a) not in unconverged_wanted
     ]
     kept = order[:n_keep]
@@ -331,7 +360,9 @@ def _restart(
     new_locked = n_locked + len(newly_locked)
     residual_row = new_locked + len(kept)
     next_row = (
-        _fresh_vector(op, state.V[:residual_row, :], rng)[None, :] if fresh else state.V[ncv : ncv + 1, :]
+        _fresh_vector(op, state.V[:residual_row, :], rng)[None, :]
+        if fresh
+        else state.V[ncv : ncv + 1, :]
     )
     state.V = set_block(state.V, (slice(residual_row, residual_row + 1), slice(None)), next_row)
     state.locked_values = np.concatenate([state.locked_values, ritz.values[newly_locked]])
@@ -363,7 +394,13 @@ def _rotate_basis(
 
 
 def _finish(
-    op: LinearOperator, state: _Krylov, ritz: _Ritz, wanted: np.ndarray, *, which: str, tol: float,
+    op: LinearOperator,
+    state: _Krylov,
+    ritz: _Ritz,
+    wanted: np.ndarray,
+    *,
+    which: str,
+    tol: float,
     restarts: int,
 ) -> EigenResult:
     """Form the wanted Ritz vectors in ascending order, then check their true residuals."""
@@ -381,8 +418,16 @@ def _finish(
     del state.V  # the basis is no longer needed: free it before the final block product
     Y = (from_host(op.xp, coefficients, dtype=op.dtype, device=op.device) @ basis).T
     del basis
-    return ritz_result(op, Y, tol=tol, norm_estimate=state.norm_estimate, n_matvec=state.n_matvec,
-                       restarts=restarts, which=which, method="lanczos")
+    return ritz_result(
+        op,
+        Y,
+        tol=tol,
+        norm_estimate=state.norm_estimate,
+        n_matvec=state.n_matvec,
+        restarts=restarts,
+        which=which,
+        method="lanczos",
+    )
 
 
 # Columns whose residuals are formed at once in ritz_result: bounds its temporaries.
@@ -390,8 +435,15 @@ _RESIDUAL_CHUNK = 4
 
 
 def ritz_result(
-    op: LinearOperator, Y: Array, *, tol: float, norm_estimate: float, n_matvec: int, restarts: int,
-    which: str, method: str,
+    op: LinearOperator,
+    Y: Array,
+    *,
+    tol: float,
+    norm_estimate: float,
+    n_matvec: int,
+    restarts: int,
+    which: str,
+    method: str,
 ) -> EigenResult:
     """Rayleigh quotients and true residuals of orthonormal columns ``Y``, as a sorted result."""
     xp = op.xp
@@ -399,14 +451,16 @@ def ritz_result(
     k = Y.shape[1]
     values = xp.vecdot(Y, AY, axis=-2)
     chunks = [slice(c, min(c + _RESIDUAL_CHUNK, k)) for c in range(0, k, _RESIDUAL_CHUNK)]
-    residuals = xp.concat([
-        xp.linalg.vector_norm(AY[:, c] - Y[:, c] * values[None, c], axis=0) for c in chunks
-    ])
+    residuals = xp.concat(
+        [xp.linalg.vector_norm(AY[:, c] - Y[:, c] * values[None, c], axis=0) for c in chunks]
+    )
     column_norms = xp.linalg.vector_norm(AY, axis=0)
     del AY
     host = to_host(xp.concat([values, residuals, column_norms])).astype(np.float64)
     if not np.all(np.isfinite(host)):
-        raise FloatingPointError("the operator returned non-finite values on the final Ritz vectors")
+        raise FloatingPointError(
+            "the operator returned non-finite values on the final Ritz vectors"
+        )
     values_host, residuals_host = host[:k], host[k : 2 * k]
     norm_estimate = max(norm_estimate, float(np.max(host[2 * k :])))
     converged = residuals_host <= tol * norm_estimate
@@ -415,7 +469,11 @@ def ritz_result(
     order = np.argsort(values_host, kind="stable")
     if np.any(order != np.arange(k)):
         index = xp.asarray(order, device=op.device)
-        values, Y, residuals = xp.take(values, index), xp.take(Y, index, axis=1), xp.take(residuals, index)
+        values, Y, residuals = (
+            xp.take(values, index),
+            xp.take(Y, index, axis=1),
+            xp.take(residuals, index),
+        )
         converged = converged[order]
     return EigenResult(
         eigenvalues=values,

@@ -140,8 +140,16 @@ def lobpcg(
         start = gaussian(rng, (n, m), op)
     with progress_bar(progress, total=k, desc="lobpcg", unit="pair") as bar:
         return _iterate(
-            op, k, which=which, tol=tol, maxiter=maxiter, start=start, precondition=precondition,
-            n_matvec=n_matvec, callback=callback, bar=bar,
+            op,
+            k,
+            which=which,
+            tol=tol,
+            maxiter=maxiter,
+            start=start,
+            precondition=precondition,
+            n_matvec=n_matvec,
+            callback=callback,
+            bar=bar,
         )
 
 
@@ -295,18 +303,24 @@ def _iterate(
         best = _keep_best(op, best, state, wanted, residuals, n_converged, iteration, exact=exact)
         bar.update(n_converged - bar.n)
         if callback is not None:
-            callback(IterationInfo(
-                restart=iteration, n_matvec=state.n_matvec, ritz_values=state.theta.copy(),
-                residual_estimates=residuals, n_converged=n_converged,
-                norm_estimate=state.norm_estimate,
-            ))
+            callback(
+                IterationInfo(
+                    restart=iteration,
+                    n_matvec=state.n_matvec,
+                    ritz_values=state.theta.copy(),
+                    residual_estimates=residuals,
+                    n_converged=n_converged,
+                    norm_estimate=state.norm_estimate,
+                )
+            )
         objectives.append(_ritz_objective(state.theta, wanted, which))
         if n_converged == k or _stalled(objectives, best, state, k):
             break
         active = np.flatnonzero(~converged)
         measure = iteration % _GRAM_PERIOD == 0
-        if not _step(op, state, active, which=which, precondition=precondition, m=m,
-                     measure=measure):
+        if not _step(
+            op, state, active, which=which, precondition=precondition, m=m, measure=measure
+        ):
             break
         wanted = np.sort(preference_order(state.theta, which)[:k])
     return _result(op, best, state, tol=tol, which=which, iterations=iteration)
@@ -324,8 +338,15 @@ def _initial_state(op: LinearOperator, start: Array, *, n_matvec: int) -> _State
     X, AX = X @ C_dev, AX @ C_dev
     R = AX - X * from_host(xp, theta, dtype=op.dtype, device=op.device)[None, :]
     return _State(
-        X=X, AX=AX, theta=theta, R=R, P=None, AP=None,
-        n_matvec=n_matvec + X.shape[1], norm_estimate=float(np.max(np.abs(theta))), eps=eps,
+        X=X,
+        AX=AX,
+        theta=theta,
+        R=R,
+        P=None,
+        AP=None,
+        n_matvec=n_matvec + X.shape[1],
+        norm_estimate=float(np.max(np.abs(theta))),
+        eps=eps,
     )
 
 
@@ -374,8 +395,15 @@ def _stalled(objectives: list[float], best: _Best, state: _State, k: int) -> boo
 
 
 def _keep_best(
-    op: LinearOperator, best: _Best, state: _State, wanted: np.ndarray, residuals: np.ndarray,
-    n_converged: int, iteration: int, *, exact: bool,
+    op: LinearOperator,
+    best: _Best,
+    state: _State,
+    wanted: np.ndarray,
+    residuals: np.ndarray,
+    n_converged: int,
+    iteration: int,
+    *,
+    exact: bool,
 ) -> _Best:
     score = (n_converged, float(np.max(residuals[wanted])))
     if score[0] > best.score[0] or (score[0] == best.score[0] and score[1] < best.score[1]):
@@ -420,8 +448,9 @@ def _step(
         blocks = [state.X, state.P, W] if use_P else [state.X, W]
         A_blocks = [state.AX, state.AP, AW] if use_P else [state.AX, AW]
         measure_gram = measure or not well_conditioned or not use_P
-        if _rayleigh_ritz(op, state, blocks, A_blocks, active, which=which, m=m,
-                          measure_gram=measure_gram):
+        if _rayleigh_ritz(
+            op, state, blocks, A_blocks, active, which=which, m=m, measure_gram=measure_gram
+        ):
             return True
     return False
 
@@ -443,7 +472,11 @@ def _orthonormalize_against(
 
 
 def _svqb(
-    op: LinearOperator, W: Array, *, drop: float, norms_before: Array | None = None,
+    op: LinearOperator,
+    W: Array,
+    *,
+    drop: float,
+    norms_before: Array | None = None,
     lost: float = 0.0,
 ) -> tuple[Array, bool]:
     """Orthonormal basis of ``span W`` by SVQB (Stathopoulos & Wu, SIAM J. Sci. Comput. 23, 2002).
@@ -622,8 +655,9 @@ def _result(
     order = np.argsort(host[:k], kind="stable")
     index = xp.asarray(order, device=op.device)
     if not np.all(converged):
-        warn_unconverged("lobpcg", int(np.count_nonzero(converged)), k,
-                         f"after {iterations} iterations")
+        warn_unconverged(
+            "lobpcg", int(np.count_nonzero(converged)), k, f"after {iterations} iterations"
+        )
     return EigenResult(
         eigenvalues=xp.take(values, index),
         eigenvectors=xp.take(Y, index, axis=1),

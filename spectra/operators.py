@@ -1,4 +1,4 @@
-"""The operator protocol, adapters that turn arrays and scipy objects into operators, and composition.
+"""The operator protocol, wrappers that turn arrays and scipy objects into operators, composition.
 
 An operator is anything with ``shape`` (n, n), ``dtype``, ``device`` and ``matmat(X)`` for an
 (n, b) block in its own array namespace; ``matvec`` and ``op @ x`` derive from ``matmat``. The
@@ -9,6 +9,7 @@ it is.
 
 from __future__ import annotations
 
+import importlib
 import numbers
 from types import ModuleType
 from typing import Any, Protocol, runtime_checkable
@@ -68,7 +69,9 @@ class LinearOperator:
         if not is_real_floating(xp, dtype):
             raise TypeError(f"operator dtype must be a real floating dtype; got {dtype}")
         self.shape = (n_rows, n_cols)
-        self.dtype = np.dtype(dtype) if isinstance(dtype, type) and issubclass(dtype, np.generic) else dtype
+        self.dtype = (
+            np.dtype(dtype) if isinstance(dtype, type) and issubclass(dtype, np.generic) else dtype
+        )
         self.device = device
         self.xp = xp
 
@@ -167,7 +170,9 @@ class DenseOperator(LinearOperator):
         if xp.isdtype(A.dtype, ("integral", "bool")):
             A = xp.astype(A, xp.float64)
         elif xp.isdtype(A.dtype, "complex floating"):
-            raise TypeError(f"A must be real; got dtype {A.dtype} (Hermitian input is not supported)")
+            raise TypeError(
+                f"A must be real; got dtype {A.dtype} (Hermitian input is not supported)"
+            )
         super().__init__(shape=tuple(A.shape), dtype=A.dtype, device=device_of(A), xp=xp)
         self.array = A
 
@@ -198,11 +203,11 @@ class _CupyxOperator(LinearOperator):
     """A cupyx sparse matrix or cupyx ``LinearOperator`` on its GPU."""
 
     def __init__(self, A: Any):
-        import array_api_compat.cupy as cupy_xp  # only reached with cupyx input
+        cupy_xp: Any = importlib.import_module("array_api_compat.cupy")  # only for cupyx input
 
         device = getattr(getattr(A, "data", None), "device", None)
         if device is None:
-            device = device_of(cupy_xp.empty(0))
+            device = device_of(cupy_xp.zeros(0))
         super().__init__(shape=A.shape, dtype=A.dtype, device=device, xp=cupy_xp)
         self.cupyx_operator = A
 
@@ -235,7 +240,8 @@ class _CallableOperator(LinearOperator):
             if getattr(column, "shape", None) != (self.shape[0],):
                 raise ValueError(
                     f"matvec of {type(self.wrapped).__name__} returned shape "
-                    f"{getattr(column, 'shape', type(column).__name__)}; expected ({self.shape[0]},)"
+                    f"{getattr(column, 'shape', type(column).__name__)}; "
+                    f"expected ({self.shape[0]},)"
                 )
         return self.xp.stack(columns, axis=1)
 
@@ -313,8 +319,10 @@ class DeflatedOperator(LinearOperator):
         return self.operator.matmat(X) - self.basis @ (self.shifts[:, None] * coefficients)
 
 
-def deflate(op: Any, eigenvalues: Array, eigenvectors: Array, *, target: float = 0.0) -> DeflatedOperator:
-    """Deflate known eigenpairs (orthonormal ``eigenvectors``) of ``op`` by moving them to ``target``."""
+def deflate(
+    op: Any, eigenvalues: Array, eigenvectors: Array, *, target: float = 0.0
+) -> DeflatedOperator:
+    """Move known eigenpairs (orthonormal ``eigenvectors``) of ``op`` to ``target``."""
     return DeflatedOperator(aslinearoperator(op), eigenvalues, eigenvectors, float(target))
 
 
@@ -361,19 +369,21 @@ def _check_square(shape: tuple[int, ...]) -> None:
         raise ValueError(f"A must be square with shape (n, n); got shape {shape}")
 
 
-def _wrap_protocol_object(A: Any, *, xp: ModuleType | None, dtype: Any, device: Any) -> LinearOperator:
+def _wrap_protocol_object(
+    A: Any, *, xp: ModuleType | None, dtype: Any, device: Any
+) -> LinearOperator:
     xp = xp if xp is not None else getattr(A, "xp", None)
     xp = xp if xp is not None else namespace_of(np.empty(0))
     dtype = dtype if dtype is not None else getattr(A, "dtype", None)
     dtype = dtype if dtype is not None else xp.float64
     device = device if device is not None else getattr(A, "device", None)
     if device is None:
-        device = device_of(xp.empty(0))
+        device = device_of(xp.zeros(0))
     return _CallableOperator(A, xp=xp, dtype=dtype, device=device)
 
 
 def as_scipy(op: Any) -> scipy.sparse.linalg.LinearOperator:
-    """A scipy ``LinearOperator`` view of ``op`` (host NumPy in and out), e.g. for scipy's ``eigsh``.
+    """A scipy ``LinearOperator`` view of ``op`` (NumPy in and out), e.g. for scipy's ``eigsh``.
 
     Each product moves the block to the operator's device and back; for NumPy operators that is
     free.
@@ -385,7 +395,9 @@ def as_scipy(op: Any) -> scipy.sparse.linalg.LinearOperator:
         X = np.asarray(X)
         if X.ndim == 1:
             X = X[:, None]
-        block = from_host(op.xp, np.ascontiguousarray(X, dtype=dtype_on_host), dtype=op.dtype, device=op.device)
+        block = from_host(
+            op.xp, np.ascontiguousarray(X, dtype=dtype_on_host), dtype=op.dtype, device=op.device
+        )
         return to_host(op.matmat(block))
 
     return scipy.sparse.linalg.LinearOperator(
@@ -396,4 +408,3 @@ def as_scipy(op: Any) -> scipy.sparse.linalg.LinearOperator:
         rmatmat=apply,
         dtype=dtype_on_host,
     )
-

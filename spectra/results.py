@@ -1,4 +1,4 @@
-"""Result containers: frozen dataclasses whose arrays live in the operator's namespace and device."""
+"""Result containers: frozen dataclasses, arrays in the operator's namespace and on its device."""
 
 from __future__ import annotations
 

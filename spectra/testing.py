@@ -37,8 +37,12 @@ def check_operator(
     host_X, host_Y = to_host(X).astype(np.float64), to_host(Y).astype(np.float64)
     scale = np.linalg.norm(host_AX, axis=0) * np.linalg.norm(host_Y, axis=0) + np.finfo(float).tiny
     _check_close("matvec", to_host(op.matvec(X[:, 0])).astype(np.float64), host_AX[:, 0], rtol)
-    _check_close("linearity", to_host(op.matmat(X + 2.0 * Y)).astype(np.float64),
-                 host_AX + 2.0 * host_AY, rtol)
+    _check_close(
+        "linearity",
+        to_host(op.matmat(X + 2.0 * Y)).astype(np.float64),
+        host_AX + 2.0 * host_AY,
+        rtol,
+    )
     asymmetry = np.abs(np.sum(host_Y * host_AX, axis=0) - np.sum(host_X * host_AY, axis=0)) / scale
     if np.max(asymmetry) > rtol:
         raise AssertionError(

@@ -33,7 +33,9 @@ def assert_matches_oracle(result: spectra.EigenResult, A: np.ndarray, which: str
     assert values.shape == (k,) and np.all(np.diff(values) >= 0)
     assert result.all_converged
     true_residuals = np.linalg.norm(A @ vectors - vectors * values, axis=0)
-    np.testing.assert_allclose(to_host(result.residual_norms), true_residuals, rtol=1e-3, atol=1e-14 * norm)
+    np.testing.assert_allclose(
+        to_host(result.residual_norms), true_residuals, rtol=1e-3, atol=1e-14 * norm
+    )
     assert np.all(true_residuals <= result.tol * norm * 1.01)
     np.testing.assert_allclose(values, true_wanted(oracle, which, k), atol=2 * result.tol * norm)
     np.testing.assert_allclose(vectors.T @ vectors, np.eye(k), atol=1e-8)
@@ -157,7 +159,9 @@ def test_tol_drives_the_iteration() -> None:
     assert float(np.max(tight.residual_norms)) <= 1e-12 * tight.norm_estimate
 
 
-def test_callback_sees_each_restart_and_progress_bar_runs(capsys: pytest.CaptureFixture[str]) -> None:
+def test_callback_sees_each_restart_and_progress_bar_runs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     A, _ = random_symmetric(np.linspace(0.0, 1.0, 200), seed=11)
     seen: list[spectra.IterationInfo] = []
     result = spectra.lanczos(A, k=3, seed=0, callback=seen.append, progress=True)
@@ -248,7 +252,9 @@ def test_eigsh_refuses_what_it_does_not_do() -> None:
         ({"seed": "zero"}, TypeError, "seed must be an int"),
     ],
 )
-def test_bad_arguments_are_named(kwargs: dict[str, object], error: type[Exception], match: str) -> None:
+def test_bad_arguments_are_named(
+    kwargs: dict[str, object], error: type[Exception], match: str
+) -> None:
     A, _ = random_symmetric(np.linspace(0.0, 1.0, 30), seed=15)
     with pytest.raises(error, match=match):
         spectra.lanczos(A, **{"k": 3, **kwargs})  # type: ignore[arg-type]

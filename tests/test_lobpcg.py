@@ -107,8 +107,9 @@ def test_clustered_eigenvalues() -> None:
 
 @pytest.mark.parametrize("which", ["LM", "BE", "SA", "LA"])
 def test_indefinite_operator(which: str) -> None:
-    eigenvalues = np.concatenate([np.linspace(-10.0, -2.0, 6), np.linspace(-1.0, 1.0, 180),
-                                  np.linspace(2.0, 5.0, 6)])
+    eigenvalues = np.concatenate(
+        [np.linspace(-10.0, -2.0, 6), np.linspace(-1.0, 1.0, 180), np.linspace(2.0, 5.0, 6)]
+    )
     matrix, _ = random_symmetric(eigenvalues, seed=9)
     result = spectra.lobpcg(matrix, k=6, which=which, seed=5)
     _check_against_dense(result, matrix, which, rtol=1e-9)
@@ -220,8 +221,9 @@ def test_maxiter_returns_k_unconverged_pairs() -> None:
     assert to_host(result.eigenvalues).shape == (3,)
     assert not result.all_converged
     residuals = np.linalg.norm(
-        matrix @ to_host(result.eigenvectors) - to_host(result.eigenvectors)
-        * to_host(result.eigenvalues), axis=0,
+        matrix @ to_host(result.eigenvectors)
+        - to_host(result.eigenvectors) * to_host(result.eigenvalues),
+        axis=0,
     )
     np.testing.assert_allclose(to_host(result.residual_norms), residuals, rtol=1e-10)
 
@@ -254,8 +256,9 @@ def test_check_symmetry_accepts_symmetric_operator() -> None:
 def test_eigsh_method_lobpcg(backend: Backend) -> None:
     eigenvalues = np.concatenate([np.linspace(-3.0, -1.0, 3), np.linspace(0.0, 2.0, 117)])
     matrix, _ = random_symmetric(eigenvalues, seed=27)
-    values = spectra.eigsh(backend.asarray(matrix), k=3, method="lobpcg", seed=15,
-                           return_eigenvectors=False)
+    values = spectra.eigsh(
+        backend.asarray(matrix), k=3, method="lobpcg", seed=15, return_eigenvectors=False
+    )
     expected, _ = _reference(matrix, 3, "LM")
     np.testing.assert_allclose(to_host(values), expected, rtol=0, atol=1e-9)
 

@@ -204,7 +204,9 @@ def test_wrong_output_dtype_is_caught() -> None:
         def matmat(self, X: np.ndarray) -> np.ndarray:
             return X.astype(np.float32)
 
-    with pytest.raises(TypeError, match="Broken.matmat returned dtype float32; the operator declares float64"):
+    with pytest.raises(
+        TypeError, match=r"Broken\.matmat returned dtype float32; the operator declares float64"
+    ):
         spectra.aslinearoperator(Broken()) @ np.ones(3)
 
 
@@ -222,7 +224,9 @@ def test_wrong_output_device_is_caught() -> None:
     import array_api_compat.torch as xp
 
     op = spectra.aslinearoperator(Broken(), xp=xp)
-    with pytest.raises(ValueError, match="returned an array on device cpu; the operator lives on meta"):
+    with pytest.raises(
+        ValueError, match="returned an array on device cpu; the operator lives on meta"
+    ):
         op.matmat(torch.ones(3, 1, dtype=torch.float64))
 
 

@@ -53,7 +53,8 @@ def test_adapter_packages_import() -> None:
 
 
 @pytest.mark.skipif(
-    os.environ.get("SPECTRA_TEST_INSTALLED") != "1", reason="only under nox, which installs the wheel"
+    os.environ.get("SPECTRA_TEST_INSTALLED") != "1",
+    reason="only under nox, which installs the wheel",
 )
 def test_suite_runs_against_the_installed_wheel() -> None:
     import spectra_torch

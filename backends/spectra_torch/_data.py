@@ -35,8 +35,7 @@ def as_batches(data: object) -> Iterable[Batch]:
         )
     if not isinstance(data, Iterable):
         raise TypeError(
-            "data must be one batch, a list of batches or a DataLoader; "
-            f"got {type(data).__name__}"
+            f"data must be one batch, a list of batches or a DataLoader; got {type(data).__name__}"
         )
     if hasattr(data, "__len__") and len(data) == 0:  # type: ignore[arg-type]
         raise ValueError("data is empty: expected at least one batch")

@@ -33,7 +33,11 @@ class JacobianTerm:
         self.curvature = curvature
         self.dummy = torch.zeros_like(outputs, requires_grad=True)
         transposed = torch.autograd.grad(
-            outputs, params, grad_outputs=self.dummy, create_graph=True, allow_unused=True,
+            outputs,
+            params,
+            grad_outputs=self.dummy,
+            create_graph=True,
+            allow_unused=True,
             materialize_grads=True,
         )
         self.used = [i for i, t in enumerate(transposed) if t.requires_grad]
@@ -45,13 +49,19 @@ class JacobianTerm:
         columns = []
         for j in range(blocks[0].shape[0]):
             (jv,) = torch.autograd.grad(
-                self.transposed, self.dummy, grad_outputs=column(blocks, j, self.used),
+                self.transposed,
+                self.dummy,
+                grad_outputs=column(blocks, j, self.used),
                 retain_graph=True,
             )
             columns.append(
                 torch.autograd.grad(
-                    self.outputs, self.params, grad_outputs=self.curvature(jv),
-                    retain_graph=True, allow_unused=True, materialize_grads=True,
+                    self.outputs,
+                    self.params,
+                    grad_outputs=self.curvature(jv),
+                    retain_graph=True,
+                    allow_unused=True,
+                    materialize_grads=True,
                 )
             )
         return stack_columns(columns)

@@ -54,8 +54,14 @@ class EmpiricalFisherOperator(CurvatureOperator):
         memory_budget: int | None = None,
     ):
         super().__init__(
-            model, criterion, data, loss_fn=loss_fn, params=params, num_samples=None,
-            mode=mode, memory_budget=memory_budget,
+            model,
+            criterion,
+            data,
+            loss_fn=loss_fn,
+            params=params,
+            num_samples=None,
+            mode=mode,
+            memory_budget=memory_budget,
         )
         if criterion is not None and not hasattr(criterion, "reduction"):
             raise TypeError(
@@ -112,8 +118,14 @@ class FisherOperator(CurvatureOperator):
         memory_budget: int | None = None,
     ):
         super().__init__(
-            model, criterion, data, loss_fn=None, params=params, num_samples=num_samples,
-            mode=mode, memory_budget=memory_budget,
+            model,
+            criterion,
+            data,
+            loss_fn=None,
+            params=params,
+            num_samples=num_samples,
+            mode=mode,
+            memory_budget=memory_budget,
         )
         if type(criterion) not in (torch.nn.CrossEntropyLoss, torch.nn.MSELoss):
             raise TypeError(

@@ -41,8 +41,14 @@ class GGNOperator(CurvatureOperator):
         memory_budget: int | None = None,
     ):
         super().__init__(
-            model, criterion, data, loss_fn=None, params=params, num_samples=num_samples,
-            mode=mode, memory_budget=memory_budget,
+            model,
+            criterion,
+            data,
+            loss_fn=None,
+            params=params,
+            num_samples=num_samples,
+            mode=mode,
+            memory_budget=memory_budget,
         )
 
     def _build(self, index: int, batch: Batch, *, keep: bool) -> WeightedTerm:

@@ -89,8 +89,14 @@ class HessianOperator(CurvatureOperator):
         if recompute_with not in _RECOMPUTE:
             raise ValueError(f"recompute_with must be one of {_RECOMPUTE}; got {recompute_with!r}")
         super().__init__(
-            model, criterion, data, loss_fn=loss_fn, params=params, num_samples=num_samples,
-            mode=mode, memory_budget=memory_budget,
+            model,
+            criterion,
+            data,
+            loss_fn=loss_fn,
+            params=params,
+            num_samples=num_samples,
+            mode=mode,
+            memory_budget=memory_budget,
         )
         self.recompute_with = recompute_with
         self._functional = _LossModule(self)
@@ -119,8 +125,12 @@ class _KeptGradient:
             return [torch.zeros_like(block) for block in blocks]
         columns = [
             torch.autograd.grad(
-                self.grads, self.params, grad_outputs=column(blocks, j, self.used),
-                retain_graph=True, allow_unused=True, materialize_grads=True,
+                self.grads,
+                self.params,
+                grad_outputs=column(blocks, j, self.used),
+                retain_graph=True,
+                allow_unused=True,
+                materialize_grads=True,
             )
             for j in range(blocks[0].shape[0])
         ]
