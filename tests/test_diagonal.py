@@ -129,5 +129,5 @@ def test_bad_arguments() -> None:
 def test_non_finite_operator_output_is_reported(method: str) -> None:
     A = random_symmetric(np.linspace(1.0, 2.0, 30), seed=0)[0]
     A[0, 0] = np.inf
-    with pytest.raises(FloatingPointError, match="non-finite values"):
+    with np.errstate(invalid="ignore"), pytest.raises(FloatingPointError, match="non-finite"):
         spectra.diagonal(A, method=method, num_matvecs=10, seed=0)
