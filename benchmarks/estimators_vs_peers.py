@@ -12,7 +12,8 @@ eigenvalues) as a matrix of its own framework, so one matvec costs the same ever
   eigenvalues, at budgets of probes x Lanczos steps; spectra (SLQ, KPM) against
   hessian-eigenthings (SLQ) and curvlinops (Papyan's Lanczos density). matfree has no density
   output; its SLQ is compared on tr(log A) instead, with spectra's and hessian-eigenthings'.
-- seconds per probe (matvec) of each trace estimator at 99 matvecs, after a warm-up call.
+- seconds per probe (matvec) of each trace estimator at 99 matvecs, after a warm-up call, with
+  one BLAS thread everywhere.
 
 Run it with an environment that has the peers installed (torch, jax, hessian-eigenthings,
 curvlinops-for-pytorch, matfree); a peer that is missing or does not fit is reported as such:
@@ -22,15 +23,22 @@ curvlinops-for-pytorch, matfree); a peer that is missing or does not fit is repo
 
 from __future__ import annotations
 
-import argparse
-import time
-from collections.abc import Callable
-from typing import Any
+import os
 
-import numpy as np
-from scipy.stats import wasserstein_distance
+# One BLAS thread for every library: multithreaded OpenBLAS on a busy machine made a 1000 x 49
+# QR take a second instead of milliseconds, which swamps any comparison.
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 
-import spectra
+import argparse  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+from scipy.stats import wasserstein_distance  # noqa: E402
+
+import spectra  # noqa: E402
 
 BUDGETS = (30, 99, 300)
 DENSITY_BUDGETS = ((5, 20), (10, 30), (20, 50))  # (probes, Lanczos steps)
@@ -236,17 +244,6 @@ def spectra_kpm(A: np.ndarray, probes: int, steps: int, seed: int) -> tuple[np.n
     return grid, np.maximum(density.density(grid), 0.0)
 
 
-def spectra_slq_smoothed(
-    A: np.ndarray, probes: int, steps: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """SLQ's Gauss measure smoothed with the default (data-chosen) Gaussian width."""
-    density = spectra.slq(A, num_probes=probes, num_steps=steps, seed=seed)
-    lo, hi = density.support
-    margin = 3 * density.sigma
-    grid = np.linspace(lo - margin, hi + margin, 4000)
-    return grid, density.density(grid)
-
-
 def eigenthings_slq(
     A: np.ndarray, probes: int, steps: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -300,7 +297,6 @@ def curvlinops_density(
 
 DENSITY_ESTIMATORS = {
     "spectra slq (Gauss nodes)": spectra_slq,
-    "spectra slq (smoothed)": spectra_slq_smoothed,
     "spectra kpm": spectra_kpm,
     "hessian-eigenthings spectral_density (nodes)": eigenthings_slq,
     "curvlinops lanczos_approximate_spectrum": curvlinops_density,
