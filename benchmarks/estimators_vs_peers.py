@@ -18,7 +18,7 @@ eigenvalues) as a matrix of its own framework, so one matvec costs the same ever
 Run it with an environment that has the peers installed (torch, jax, hessian-eigenthings,
 curvlinops-for-pytorch, matfree); a peer that is missing or does not fit is reported as such:
 
-    python benchmarks/estimators_vs_peers.py [--repeats 20] [--n 1000]
+    python benchmarks/estimators_vs_peers.py [--repeats 20] [--density-repeats 12] [--n 1000]
 """
 
 from __future__ import annotations
@@ -395,13 +395,16 @@ def logdet_table(n: int, repeats: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=20, help="seeds per trace entry")
+    parser.add_argument("--density-repeats", type=int, default=12, help="seeds per density entry")
+    parser.add_argument("--skip-trace", action="store_true", help="only the density tables")
     args = parser.parse_args()
     operators = test_spectra(args.n)
-    trace_table(operators, args.repeats)
-    timing_table(args.n)
-    density_table(operators, max(args.repeats // 4, 1))
-    logdet_table(args.n, max(args.repeats // 4, 1))
+    if not args.skip_trace:
+        trace_table(operators, args.repeats)
+        timing_table(args.n)
+    density_table(operators, args.density_repeats)
+    logdet_table(args.n, args.density_repeats)
 
 
 if __name__ == "__main__":
