@@ -147,16 +147,20 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--arpack-tol", type=float, default=1e-8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--grid", type=int, default=1000, help="Laplacian grid side (n = grid^2)")
+    parser.add_argument("--n-sparse", type=int, default=200_000)
+    parser.add_argument("--n-dlr", type=int, default=1_000_000)
     args = parser.parse_args()
-    grid, n_sparse, n_dlr = (100, 20_000, 50_000) if args.small else (1000, 200_000, 1_000_000)
-    laplacian = laplacian_2d(grid)
+    if args.small:
+        args.grid, args.n_sparse, args.n_dlr = 100, 20_000, 50_000
+    grid, n_sparse, n_dlr = args.grid, args.n_sparse, args.n_dlr
+    dlr = diagonal_plus_low_rank(n_dlr, 20, args.seed)
     sparse = random_sparse(n_sparse, per_row=10, seed=args.seed)
+    laplacian = laplacian_2d(grid)
     operators = {
-        f"laplacian2d n={grid * grid}": Counting(laplacian.shape, lambda X: laplacian @ X),
+        f"diag+rank20 n={n_dlr}": Counting((n_dlr, n_dlr), dlr),
         f"random sparse n={n_sparse}": Counting(sparse.shape, lambda X: sparse @ X),
-        f"diag+rank20 n={n_dlr}": Counting(
-            (n_dlr, n_dlr), diagonal_plus_low_rank(n_dlr, 20, args.seed)
-        ),
+        f"laplacian2d n={grid * grid}": Counting(laplacian.shape, lambda X: laplacian @ X),
     }
     print(f"k={args.k}, ARPACK tol={args.arpack_tol:g}; spectra tol = ARPACK's achieved residual\n")
     header = (
