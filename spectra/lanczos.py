@@ -195,7 +195,7 @@ def _thick_restart(
         if callback is not None:
             callback(
                 IterationInfo(
-                    restart=restart,
+                    iteration=restart,
                     n_matvec=state.n_matvec,
                     ritz_values=all_values,
                     residual_estimates=estimates,

@@ -305,7 +305,7 @@ def _iterate(
         if callback is not None:
             callback(
                 IterationInfo(
-                    restart=iteration,
+                    iteration=iteration,
                     n_matvec=state.n_matvec,
                     ritz_values=state.theta.copy(),
                     residual_estimates=residuals,

@@ -85,6 +85,11 @@ class LinearOperator:
                 f"matmat expects an array of shape ({self.shape[1]}, b); "
                 f"got {getattr(X, 'shape', type(X).__name__)}"
             )
+        if X.dtype != self.dtype or device_of(X) != self.device:
+            raise TypeError(
+                f"{self._name} takes {self.dtype} arrays on {self.device}; "
+                f"got {X.dtype} on {device_of(X)}"
+            )
         Y = self._matmat(X)
         self._check_output(Y, expected_shape=tuple(X.shape))
         return Y
@@ -263,7 +268,10 @@ class SumOperator(LinearOperator):
 
     def _matmat(self, X: Array) -> Array:
         a, b = self.terms
-        return self.xp.astype(a.matmat(X), self.dtype) + self.xp.astype(b.matmat(X), self.dtype)
+        xp = self.xp
+        return xp.astype(a.matmat(xp.astype(X, a.dtype)), self.dtype) + xp.astype(
+            b.matmat(xp.astype(X, b.dtype)), self.dtype
+        )
 
 
 class ScaledOperator(LinearOperator):

@@ -62,9 +62,12 @@ class EigenResult:
 
 @dataclass(frozen=True)
 class IterationInfo:
-    """What a ``callback`` sees after each restart (host NumPy values)."""
+    """What a ``callback`` sees after each restart (Lanczos) or iteration (LOBPCG), on the host.
 
-    restart: int
+    ``iteration`` counts from 1 and ends at the result's ``n_restart``.
+    """
+
+    iteration: int
     n_matvec: int
     ritz_values: np.ndarray
     residual_estimates: np.ndarray

@@ -165,7 +165,7 @@ def test_callback_sees_each_restart_and_progress_bar_runs(
     A, _ = random_symmetric(np.linspace(0.0, 1.0, 200), seed=11)
     seen: list[spectra.IterationInfo] = []
     result = spectra.lanczos(A, k=3, seed=0, callback=seen.append, progress=True)
-    assert [info.restart for info in seen] == list(range(1, result.n_restart + 1))
+    assert [info.iteration for info in seen] == list(range(1, result.n_restart + 1))
     assert seen[-1].n_converged == 3 and seen[0].n_matvec < seen[-1].n_matvec
     assert "lanczos" in capsys.readouterr().err
 

@@ -241,7 +241,7 @@ def test_callback_sees_every_iteration() -> None:
     matrix, _ = random_symmetric(eigenvalues, seed=24)
     seen: list[IterationInfo] = []
     result = spectra.lobpcg(matrix, k=2, which="LA", seed=13, callback=seen.append)
-    assert [info.restart for info in seen] == list(range(1, result.n_restart + 1))
+    assert [info.iteration for info in seen] == list(range(1, result.n_restart + 1))
     assert seen[-1].n_converged == 2
     assert all(a.n_matvec < b.n_matvec for a, b in itertools.pairwise(seen))
 

@@ -174,6 +174,20 @@ def test_wrong_input_shape_is_refused() -> None:
         op.matvec(np.ones(4))
 
 
+def test_input_of_the_wrong_dtype_is_refused() -> None:
+    op = spectra.aslinearoperator(np.eye(3))
+    with pytest.raises(TypeError, match="takes float64 arrays on cpu; got float32 on cpu"):
+        op @ np.ones(3, dtype=np.float32)
+
+
+def test_sum_of_float32_and_float64_operators() -> None:
+    total = spectra.aslinearoperator(np.eye(3, dtype=np.float32)) + spectra.aslinearoperator(
+        np.eye(3)
+    )
+    assert total.dtype == np.float64
+    np.testing.assert_allclose(total @ np.ones(3), [2.0, 2.0, 2.0])
+
+
 def test_wrong_output_shape_is_caught() -> None:
     class Broken:
         shape = (3, 3)
@@ -212,6 +226,7 @@ def test_wrong_output_dtype_is_caught() -> None:
 
 def test_wrong_output_device_is_caught() -> None:
     torch = pytest.importorskip("torch")
+    import array_api_compat.torch as xp
 
     class Broken:
         shape = (3, 3)
@@ -219,13 +234,15 @@ def test_wrong_output_device_is_caught() -> None:
         device = torch.device("meta")
 
         def matmat(self, X: object) -> object:
-            return X
-
-    import array_api_compat.torch as xp
+            return torch.zeros((3, 1), dtype=torch.float64)
 
     op = spectra.aslinearoperator(Broken(), xp=xp)
     with pytest.raises(
         ValueError, match="returned an array on device cpu; the operator lives on meta"
+    ):
+        op.matmat(torch.ones(3, 1, dtype=torch.float64, device="meta"))
+    with pytest.raises(
+        TypeError, match=r"takes torch\.float64 arrays on meta; got torch\.float64 on cpu"
     ):
         op.matmat(torch.ones(3, 1, dtype=torch.float64))
 

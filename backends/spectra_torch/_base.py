@@ -154,7 +154,6 @@ class CurvatureOperator(LinearOperator):
 
     # -- products -----------------------------------------------------------------------------
     def _matmat(self, X: torch.Tensor) -> torch.Tensor:
-        self._check_block(X)
         blocks = self._split_block(X)
         total: torch.Tensor | None = None
         count = 0
@@ -183,16 +182,6 @@ class CurvatureOperator(LinearOperator):
             yield entry
         if keep:
             self._kept = kept
-
-    def _check_block(self, X: torch.Tensor) -> None:
-        if not isinstance(X, torch.Tensor):
-            raise TypeError(f"X must be a torch.Tensor; got {type(X).__name__}")
-        if X.device != self.device:
-            raise ValueError(
-                f"X is on device {X.device}; the operator's parameters are on {self.device}"
-            )
-        if X.dtype != self.dtype:
-            raise TypeError(f"X has dtype {X.dtype}; the operator's parameters are {self.dtype}")
 
     def _split_block(self, X: torch.Tensor) -> list[torch.Tensor]:
         b = X.shape[1]
