@@ -66,7 +66,8 @@ def diagonal_plus_low_rank(n: int, rank: int, seed: int) -> Callable[[np.ndarray
     rng = np.random.default_rng(seed)
     diagonal = np.sort(rng.uniform(0.0, 1.0, n))
     U, _ = np.linalg.qr(rng.standard_normal((n, rank)))
-    weights = np.linspace(2.0, 6.0, rank) * rng.choice([-1.0, 1.0], size=rank)
+    # Half the rank pushes eigenvalues above the bulk, half below: top and bottom are outliers.
+    weights = np.linspace(2.0, 6.0, rank) * np.where(np.arange(rank) % 2 == 0, 1.0, -1.0)
     return lambda X: diagonal[:, None] * X + U @ (weights[:, None] * (U.T @ X))
 
 
