@@ -24,7 +24,7 @@ def test_code_blocks_run(page: Path) -> None:
     blocks = BLOCK.findall(page.read_text())
     for number, block in enumerate(blocks, start=1):
         namespace: dict[str, object] = {"__name__": f"docs_{page.stem}_{number}"}
-        exec(compile(block, f"{page.name} block {number}", "exec"), namespace)  # noqa: S102
+        exec(compile(block, f"{page.name} block {number}", "exec"), namespace)
 
 
 def test_every_page_has_a_running_example() -> None:
@@ -38,5 +38,7 @@ def _modules() -> list[str]:
 @pytest.mark.parametrize("name", _modules())
 def test_doctests(name: str) -> None:
     module = importlib.import_module(name)
-    failures, _ = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    failures, _ = doctest.testmod(
+        module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    )
     assert failures == 0
