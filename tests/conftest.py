@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# CI runs a fixed set of property-test examples, so a red run is reproducible; locally each run
+# explores new ones.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 
 @dataclass(frozen=True)
