@@ -17,7 +17,7 @@ expansion continues with a fresh random vector orthogonal to the basis, which is
 rank-deficient operator reveals its null space.
 
 Convergence is judged on ``||A y - theta y|| <= tol * ||A||`` (with ``||A||`` estimated from
-below by the largest ``||A v_j||`` seen): the Lanczos relation gives the residual of each Ritz
+below by the largest ``||A v_j||`` and ``|theta|`` seen): the Lanczos relation gives the residual of each Ritz
 pair for free during the run, and the returned pairs are then checked with one block product,
 so ``converged`` is earned from the true residual. The small dense work (``eigh`` of ``H``,
 selection, restart coefficients) runs in NumPy on the host with one device-to-host transfer per
@@ -187,6 +187,7 @@ def _thick_restart(
         _expand(op, state, start=first_unexpanded, stop=ncv, rng=rng)
         ritz = _rayleigh_ritz(state, ncv)
         all_values = np.concatenate([state.locked_values, ritz.values])
+        state.norm_estimate = max(state.norm_estimate, float(np.max(np.abs(all_values))))
         wanted = select_wanted(all_values, which, k)
         threshold = tol * state.norm_estimate
         estimates = np.concatenate([np.zeros(state.n_locked), ritz.estimates])
