@@ -17,8 +17,9 @@ expansion continues with a fresh random vector orthogonal to the basis, which is
 rank-deficient operator reveals its null space.
 
 Convergence is judged on ``||A y - theta y|| <= tol * ||A||`` (with ``||A||`` estimated from
-below by the largest ``||A v_j||`` and ``|theta|`` seen): the Lanczos relation gives the residual of each Ritz
-pair for free during the run, and the returned pairs are then checked with one block product,
+below by the largest ``||A v_j||`` and ``|theta|`` seen): the Lanczos relation gives the residual
+of each Ritz pair for free during the run, and the returned pairs are then checked with one block
+product,
 so ``converged`` is earned from the true residual. The small dense work (``eigh`` of ``H``,
 selection, restart coefficients) runs in NumPy on the host with one device-to-host transfer per
 Lanczos step.
