@@ -28,7 +28,7 @@ Lanczos step.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -149,6 +149,9 @@ class _Krylov:
     norm_estimate: float
     n_matvec: int
     breakdown_tol: float
+    # Couplings between locked rows and active columns left out of H (the deflation), kept so
+    # that residual estimates stay exact: D[l, j] = v_l^T A v_j for locked l.
+    dropped: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     n_breakdowns: int = 0
     verified_values: np.ndarray | None = None
 
@@ -175,6 +178,7 @@ def _thick_restart(
             basis, (slice(0, 1), slice(None)), (start / xp.linalg.vector_norm(start))[None, :]
         ),
         H=np.zeros((ncv + 1, ncv + 1)),
+        dropped=np.zeros((ncv + 1, ncv + 1)),
         n_locked=0,
         locked_values=np.empty(0),
         norm_estimate=0.0,
@@ -230,6 +234,7 @@ def _expand(
         state.n_matvec += 1
         w, h, beta, norm_Aw = _orthogonalize(op, state.V[: j + 1, :], w, step=j + 1)
         state.norm_estimate = max(state.norm_estimate, norm_Aw)
+        state.dropped[: state.n_locked, j] = h[: state.n_locked]
         h[: state.n_locked] = 0.0
         state.H[: j + 1, j] = h
         state.H[j, : j + 1] = h
@@ -318,10 +323,18 @@ class _Ritz:
 
 
 def _rayleigh_ritz(state: _Krylov, m: int) -> _Ritz:
-    active = state.H[state.n_locked : m, state.n_locked : m]
+    """Ritz pairs of the active block with their exact residual norms.
+
+    ``A y - theta y = beta v_{m+1} s_m + V_locked^T (D s)``: the residual direction and the
+    dropped couplings to locked rows are orthogonal, so both parts add in quadrature.
+    """
+    n_locked = state.n_locked
+    active = state.H[n_locked:m, n_locked:m]
     values, vectors = scipy.linalg.eigh(active)
     beta = state.H[m, m - 1]
-    return _Ritz(values=values, vectors=vectors, estimates=np.abs(beta * vectors[-1, :]), beta=beta)
+    to_locked = state.dropped[:n_locked, n_locked:m] @ vectors
+    estimates = np.sqrt((beta * vectors[-1, :]) ** 2 + np.sum(to_locked**2, axis=0))
+    return _Ritz(values=values, vectors=vectors, estimates=estimates, beta=beta)
 
 
 def _restart(
@@ -369,9 +382,12 @@ def _restart(
     state.V = set_block(state.V, (slice(residual_row, residual_row + 1), slice(None)), next_row)
     state.locked_values = np.concatenate([state.locked_values, ritz.values[newly_locked]])
     state.n_locked = new_locked
+    kept_rows = np.arange(new_locked, residual_row)
+    dropped = np.zeros_like(state.dropped)
+    dropped[:n_locked, kept_rows] = state.dropped[:n_locked, n_locked:ncv] @ ritz.vectors[:, kept]
+    state.dropped = dropped
     H = np.zeros_like(state.H)
     H[np.arange(new_locked), np.arange(new_locked)] = state.locked_values
-    kept_rows = np.arange(new_locked, residual_row)
     H[kept_rows, kept_rows] = ritz.values[kept]
     coupling = 0.0 if fresh else ritz.beta * ritz.vectors[-1, kept]
     H[residual_row, kept_rows] = coupling
