@@ -55,12 +55,11 @@ def dense_eigensolve(
     matrix = materialize(op)
     symmetric = (matrix + matrix.T) / 2
     values, vectors = scipy.linalg.eigh(symmetric)
+    norm_estimate = float(np.max(np.abs(values)))
     chosen = np.sort(select_wanted(values, which, k))
     values, vectors = values[chosen], vectors[:, chosen]
     vectors = vectors.astype(host_dtype(op.dtype)).astype(np.float64)
     residuals = np.linalg.norm(matrix @ vectors - vectors * values, axis=0)
-    norm_estimate = float(np.max(np.abs(values))) if values.size else 0.0
-    norm_estimate = max(norm_estimate, float(np.linalg.norm(matrix, 2)) if matrix.size else 0.0)
     converged = residuals <= max(tol, 0.0) * norm_estimate
     if not np.all(converged):
         detail = "dense solve; is the operator symmetric?"
