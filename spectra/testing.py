@@ -20,8 +20,9 @@ def check_operator(
 
     ``matmat`` itself refuses output of the wrong shape, dtype or device (``ValueError`` or
     ``TypeError``). On top, this checks that ``matmat`` agrees with ``matvec`` column by
-    column, that the output is finite, that the map is linear, and that it is symmetric: ``x^T (A y) == y^T (A x)`` for random ``x, y``, to ``rtol`` (default
-    ``sqrt(eps)`` of the dtype) relative to ``||A x|| ||y||``.
+    column, that the output is finite, that the map is linear, and that it is symmetric:
+    ``x^T (A y) == y^T (A x)`` for random ``x, y``, to ``rtol`` (default ``sqrt(eps)`` of the
+    dtype) relative to ``||A x|| ||y||``.
     """
     op = aslinearoperator(A)
     xp = op.xp
