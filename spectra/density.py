@@ -14,6 +14,12 @@ probe ``v`` with ``E[v v^T] = I / n``, ``v^T delta(t - A) v`` is an unbiased est
   spectrum mapped into [-1, 1]) from the three-term recurrence applied to probes, two moments
   per matvec (``mu_2k = 2 <T_k v, T_k v> - mu_0``, ``mu_2k+1 = 2 <T_k+1 v, T_k v> - mu_1``), and the
   expansion damped by Jackson coefficients so that the density is smooth and non-oscillating.
+
+The results hold their arrays (nodes and weights, or moments) in the operator's namespace and
+on its device. Evaluating them (``density``, ``cdf``, ``trace``, ``plot``) is small dense work
+done on the host from a copy made once per result; ``density`` and ``cdf`` return the
+namespace and device of their argument when it is an array of another library than NumPy, and
+NumPy otherwise.
 """
 
 from __future__ import annotations
@@ -22,13 +28,15 @@ import numbers
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
+import array_api_compat
 import numpy as np
 import scipy.linalg
 
 from spectra._checkpoint import ProbeStore, checkpoint_seed, seed_key
-from spectra._namespace import Array, host_dtype, to_host
+from spectra._namespace import Array, from_host, host_dtype, to_host
 from spectra._progress import progress_bar
 from spectra._random import Seed, gaussian, make_rng, rademacher
 from spectra._tridiagonal import gauss_quadrature, lanczos_tridiagonal
@@ -40,10 +48,25 @@ __all__ = ["KPMDensity", "SpectralDensity", "kpm", "slq"]
 _GRID_CHUNK = 2048
 
 
+def _as_host_grid(x: Any) -> np.ndarray:
+    """Evaluation points as a float64 host array (from a list, a number or any backend)."""
+    return np.asarray(to_host(x) if array_api_compat.is_array_api_obj(x) else x, dtype=np.float64)
+
+
+def _like(values: np.ndarray, x: Any) -> Any:
+    """``values`` in the namespace and on the device of ``x`` when ``x`` is an array of another
+    library than NumPy (in ``x``'s dtype when it is real floating), else as NumPy."""
+    if array_api_compat.is_numpy_array(x) or not array_api_compat.is_array_api_obj(x):
+        return values
+    xp = array_api_compat.array_namespace(x)
+    dtype = x.dtype if xp.isdtype(x.dtype, "real floating") else None
+    return xp.asarray(values, dtype=dtype, device=array_api_compat.device(x))
+
+
 class _Plottable:
     """``plot`` shared by the density results: a smoothed curve over the estimated support."""
 
-    def density(self, grid: Any) -> np.ndarray:
+    def density(self, grid: Any) -> Any:
         raise NotImplementedError
 
     def _plot_grid(self) -> np.ndarray:
@@ -59,7 +82,7 @@ class _Plottable:
             import matplotlib.pyplot as plt
         except ImportError as error:  # pragma: no cover - matplotlib is a declared extra
             raise ImportError("plot() needs matplotlib: pip install 'spectra[plot]'") from error
-        x = self._plot_grid() if grid is None else np.asarray(grid, dtype=np.float64)
+        x = self._plot_grid() if grid is None else _as_host_grid(grid)
         y = self.density(x)
         if ax is None:
             _, ax = plt.subplots()
@@ -76,16 +99,32 @@ class _Plottable:
 class SpectralDensity(_Plottable):
     """Gauss quadrature of the spectral density from stochastic Lanczos quadrature.
 
-    ``nodes`` and ``weights`` (host arrays, shape ``(num_probes, num_steps)``) hold one
-    quadrature rule per probe; each row of weights sums to one. A probe whose Lanczos process
-    ended early (an invariant subspace) pads its row with zero weights.
+    ``nodes`` and ``weights`` (shape ``(num_probes, num_steps)``, in the operator's namespace,
+    dtype and device) hold one quadrature rule per probe; each row of weights sums to one. A
+    probe whose Lanczos process ended early (an invariant subspace) pads its row with zero
+    weights.
     """
 
-    nodes: np.ndarray
-    weights: np.ndarray
+    nodes: Array
+    weights: Array
     n: int
     n_matvec: int
     method: str = "slq"
+
+    @cached_property
+    def _host(self) -> tuple[np.ndarray, np.ndarray]:
+        """Flat float64 host copies of the nodes and weights, made once."""
+        nodes, weights = (
+            to_host(a).astype(np.float64).reshape(-1) for a in (self.nodes, self.weights)
+        )
+        return nodes, weights
+
+    @property
+    def _pooled(self) -> tuple[np.ndarray, np.ndarray]:
+        """The nodes of positive weight, their weights divided by the number of probes."""
+        nodes, weights = self._host
+        keep = weights > 0
+        return nodes[keep], weights[keep] / self.num_probes
 
     @property
     def num_probes(self) -> int:
@@ -95,12 +134,13 @@ class SpectralDensity(_Plottable):
     @property
     def support(self) -> tuple[float, float]:
         """Smallest and largest node: estimates of the extreme eigenvalues."""
-        return float(np.min(self.nodes)), float(np.max(self.nodes))
+        x, _ = self._host
+        return float(np.min(x)), float(np.max(x))
 
     @property
     def sigma(self) -> float:
         """Default smoothing width: Silverman's rule on the pooled weighted nodes."""
-        x, w = self._pooled()
+        x, w = self._pooled
         mean = float(np.sum(w * x))
         std = float(np.sqrt(max(np.sum(w * (x - mean) ** 2), 0.0)))
         q1, q3 = _weighted_quantiles(x, w, (0.25, 0.75))
@@ -109,36 +149,35 @@ class SpectralDensity(_Plottable):
         sigma = 0.9 * spread * effective ** (-0.2)
         return sigma if sigma > 0 else 1e-3 * max(float(np.max(np.abs(x))), 1.0)
 
-    def density(self, grid: Any, sigma: float | None = None) -> np.ndarray:
+    def density(self, grid: Any, sigma: float | None = None) -> Any:
         """The quadrature measure smoothed by a Gaussian of width ``sigma`` (default
-        :attr:`sigma`), evaluated on ``grid``; it integrates to one."""
+        :attr:`sigma`), evaluated on ``grid``; it integrates to one. Returns ``grid``'s
+        namespace and device for an array of another library than NumPy, else NumPy."""
         sigma = self.sigma if sigma is None else _check_sigma(sigma)
-        x, w = self._pooled()
-        t = np.asarray(grid, dtype=np.float64)
+        x, w = self._pooled
+        t = _as_host_grid(grid)
         flat = t.reshape(-1)
         out = np.empty_like(flat)
         for i in range(0, flat.shape[0], _GRID_CHUNK):
             z = (flat[i : i + _GRID_CHUNK, None] - x[None, :]) / sigma
             out[i : i + _GRID_CHUNK] = np.exp(-0.5 * z**2) @ w
-        return (out / (sigma * np.sqrt(2 * np.pi))).reshape(t.shape)
+        return _like((out / (sigma * np.sqrt(2 * np.pi))).reshape(t.shape), grid)
 
-    def cdf(self, x: Any) -> np.ndarray:
-        """Share of the spectrum at or below ``x`` (the quadrature measure's step function)."""
-        nodes, w = self._pooled()
+    def cdf(self, x: Any) -> Any:
+        """Share of the spectrum at or below ``x`` (the quadrature measure's step function),
+        in ``x``'s namespace and device for an array of another library than NumPy."""
+        nodes, w = self._pooled
         order = np.argsort(nodes, kind="stable")
         cumulative = np.concatenate([[0.0], np.cumsum(w[order])])
-        t = np.asarray(x, dtype=np.float64)
-        return np.minimum(cumulative[np.searchsorted(nodes[order], t, side="right")], 1.0)
+        t = _as_host_grid(x)
+        values = np.minimum(cumulative[np.searchsorted(nodes[order], t, side="right")], 1.0)
+        return _like(values, x)
 
     def trace(self, f: Callable[[np.ndarray], Any]) -> float:
-        """Estimate ``tr f(A)``; ``f`` maps a NumPy array of eigenvalues elementwise
-        (e.g. ``np.log`` for the log-determinant of a positive definite operator)."""
-        x, w = self._pooled()
+        """Estimate ``tr f(A)``; ``f`` maps a host NumPy array of nodes elementwise (e.g.
+        ``np.log`` for the log-determinant of a positive definite operator)."""
+        x, w = self._pooled
         return float(self.n * np.sum(w * np.asarray(f(x), dtype=np.float64)))
-
-    def _pooled(self) -> tuple[np.ndarray, np.ndarray]:
-        keep = self.weights.reshape(-1) > 0
-        return self.nodes.reshape(-1)[keep], self.weights.reshape(-1)[keep] / self.num_probes
 
     def _plot_grid(self) -> np.ndarray:
         lo, hi = self.support
@@ -158,11 +197,12 @@ class SpectralDensity(_Plottable):
 class KPMDensity(_Plottable):
     """Jackson-damped Chebyshev expansion of the spectral density on ``bounds``.
 
-    ``moments`` (host, shape ``(num_probes, degree + 1)``) are each probe's estimates of
-    ``(1/n) tr T_k((A - c) / h)``, ``c`` and ``h`` the centre and half-width of ``bounds``.
+    ``moments`` (shape ``(num_probes, degree + 1)``, in the operator's namespace, dtype and
+    device) are each probe's estimates of ``(1/n) tr T_k((A - c) / h)``, ``c`` and ``h`` the
+    centre and half-width of ``bounds``.
     """
 
-    moments: np.ndarray
+    moments: Array
     bounds: tuple[float, float]
     n: int
     n_matvec: int
@@ -173,44 +213,51 @@ class KPMDensity(_Plottable):
         """Degree of the Chebyshev expansion."""
         return int(self.moments.shape[1] - 1)
 
+    @cached_property
     def _damped(self) -> np.ndarray:
-        return jackson_coefficients(self.degree) * np.mean(self.moments, axis=0)
+        """Jackson-damped mean moments on the host (float64), computed once."""
+        moments = to_host(self.moments).astype(np.float64)
+        return jackson_coefficients(self.degree) * np.mean(moments, axis=0)
 
     def _scaled(self, x: Any) -> tuple[np.ndarray, float]:
         lo, hi = self.bounds
         half = (hi - lo) / 2
-        return (np.asarray(x, dtype=np.float64) - (lo + hi) / 2) / half, half
+        return (_as_host_grid(x) - (lo + hi) / 2) / half, half
 
-    def density(self, grid: Any) -> np.ndarray:
-        """The damped expansion evaluated on ``grid`` (zero outside ``bounds``)."""
+    def density(self, grid: Any) -> Any:
+        """The damped expansion evaluated on ``grid`` (zero outside ``bounds``), in ``grid``'s
+        namespace and device for an array of another library than NumPy."""
         t, half = self._scaled(grid)
         inside = np.abs(t) < 1
         theta = np.arccos(np.clip(t, -1, 1))
-        coefficients = self._damped()
+        coefficients = self._damped
         k = np.arange(1, self.degree + 1)
         series = coefficients[0] + 2 * np.cos(np.multiply.outer(theta, k)) @ coefficients[1:]
         with np.errstate(divide="ignore", invalid="ignore"):
             values = series / (np.pi * np.sqrt(1 - t**2) * half)
-        return np.where(inside, values, 0.0)
+        return _like(np.where(inside, values, 0.0), grid)
 
-    def cdf(self, x: Any) -> np.ndarray:
-        """Integral of :meth:`density` up to ``x`` (closed form in ``theta = arccos t``)."""
+    def cdf(self, x: Any) -> Any:
+        """Integral of :meth:`density` up to ``x`` (closed form in ``theta = arccos t``), in
+        ``x``'s namespace and device for an array of another library than NumPy."""
         t, _ = self._scaled(x)
         theta = np.arccos(np.clip(t, -1, 1))
-        coefficients = self._damped()
+        coefficients = self._damped
         k = np.arange(1, self.degree + 1)
         series = coefficients[0] * (np.pi - theta) - 2 * np.sin(np.multiply.outer(theta, k)) @ (
             coefficients[1:] / k
         )
-        return np.where(t <= -1, 0.0, np.where(t >= 1, 1.0, np.clip(series / np.pi, 0.0, 1.0)))
+        values = np.where(t <= -1, 0.0, np.where(t >= 1, 1.0, np.clip(series / np.pi, 0.0, 1.0)))
+        return _like(values, x)
 
     def trace(self, f: Callable[[np.ndarray], Any]) -> float:
-        """Estimate ``tr f(A)`` by Gauss-Chebyshev quadrature of ``f`` against the density."""
+        """Estimate ``tr f(A)`` by Gauss-Chebyshev quadrature of ``f`` against the density;
+        ``f`` maps a host NumPy array of points elementwise."""
         points = max(2 * self.degree, 64)
         theta = np.pi * (np.arange(points) + 0.5) / points
         lo, hi = self.bounds
         x = (lo + hi) / 2 + (hi - lo) / 2 * np.cos(theta)
-        coefficients = self._damped()
+        coefficients = self._damped
         k = np.arange(1, self.degree + 1)
         series = coefficients[0] + 2 * np.cos(np.multiply.outer(theta, k)) @ coefficients[1:]
         return float(self.n * np.mean(np.asarray(f(x), dtype=np.float64) * series))
@@ -320,7 +367,7 @@ def slq(
                 n_matvec=result.n_matvec,
             )
             bar.update(b)
-    return _quadrature_density(store.arrays, n)
+    return _quadrature_density(op, store.arrays)
 
 
 def _append_probes(
@@ -342,7 +389,8 @@ def _append_probes(
         store.put()
 
 
-def _quadrature_density(arrays: dict[str, np.ndarray], n: int) -> SpectralDensity:
+def _quadrature_density(op: LinearOperator, arrays: dict[str, np.ndarray]) -> SpectralDensity:
+    """Gauss nodes and weights of every probe's tridiagonal matrix, moved to the operator."""
     alphas, betas, lengths = arrays["alphas"], arrays["betas"], arrays["lengths"]
     nodes = np.empty_like(alphas)
     weights = np.zeros_like(alphas)
@@ -350,7 +398,12 @@ def _quadrature_density(arrays: dict[str, np.ndarray], n: int) -> SpectralDensit
         theta, w = gauss_quadrature(alphas[p, :length], betas[p, : length - 1])
         nodes[p, :length], weights[p, :length] = theta, w
         nodes[p, length:] = theta[-1]
-    return SpectralDensity(nodes=nodes, weights=weights, n=n, n_matvec=int(arrays["n_matvec"]))
+    return SpectralDensity(
+        nodes=from_host(op.xp, nodes, dtype=op.dtype, device=op.device),
+        weights=from_host(op.xp, weights, dtype=op.dtype, device=op.device),
+        n=op.shape[0],
+        n_matvec=int(arrays["n_matvec"]),
+    )
 
 
 def kpm(
@@ -400,8 +453,12 @@ def kpm(
             moments.append(block)
             n_matvec += cost
             bar.update(b)
+    host = np.concatenate(moments, axis=0)
     return KPMDensity(
-        moments=np.concatenate(moments, axis=0), bounds=bounds, n=n, n_matvec=n_matvec
+        moments=from_host(op.xp, host, dtype=op.dtype, device=op.device),
+        bounds=bounds,
+        n=n,
+        n_matvec=n_matvec,
     )
 
 

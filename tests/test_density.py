@@ -10,8 +10,9 @@ from scipy.integrate import cumulative_trapezoid
 from scipy.stats import wasserstein_distance
 
 import spectra
+from spectra._namespace import to_host
 from tests.conftest import Backend, random_symmetric
-from tests.test_trace import CountingOperator
+from tests.test_trace import CountingOperator, assert_in_backend
 
 N = 150
 BULK_AND_OUTLIERS = np.concatenate(
@@ -43,13 +44,14 @@ def cdf_distance(
 def test_slq_matches_the_dense_eigenvalue_distribution(backend: Backend) -> None:
     density = spectra.slq(backend.asarray(bulk_and_outliers()), num_probes=20, num_steps=30, seed=0)
     reference = spectra.slq(bulk_and_outliers(), num_probes=20, num_steps=30, seed=0)
-    w1 = wasserstein_distance(
-        BULK_AND_OUTLIERS, density.nodes.ravel(), None, density.weights.ravel()
-    )
+    assert_in_backend(density.nodes, backend)
+    assert_in_backend(density.weights, backend)
+    nodes, weights = to_host(density.nodes), to_host(density.weights)
+    w1 = wasserstein_distance(BULK_AND_OUTLIERS, nodes.ravel(), None, weights.ravel())
     assert w1 < 0.08
-    np.testing.assert_allclose(density.nodes, reference.nodes, atol=1e-9)
-    np.testing.assert_allclose(density.weights, reference.weights, atol=1e-9)
-    np.testing.assert_allclose(density.weights.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(nodes, reference.nodes, atol=1e-9)
+    np.testing.assert_allclose(weights, reference.weights, atol=1e-9)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-12)
     assert density.n_matvec == 20 * 30
     lo, hi = density.support
     assert lo == pytest.approx(BULK_AND_OUTLIERS.min(), abs=1e-6)
@@ -58,6 +60,7 @@ def test_slq_matches_the_dense_eigenvalue_distribution(backend: Backend) -> None
 
 def test_kpm_matches_the_dense_eigenvalue_distribution(backend: Backend) -> None:
     density = spectra.kpm(backend.asarray(bulk_and_outliers()), degree=100, num_probes=20, seed=0)
+    assert_in_backend(density.moments, backend)
     grid = np.linspace(*density.bounds, 4003)[1:-1]
     weights = np.maximum(density.density(grid), 0.0)
     assert wasserstein_distance(BULK_AND_OUTLIERS, grid, None, weights) < 0.08
@@ -125,8 +128,8 @@ def test_slq_is_exact_after_an_invariant_subspace(backend: Backend) -> None:
     nodes are those eigenvalues, and z^T f(D) z = tr f(D) exactly for Rademacher z."""
     d = np.repeat([1.0, 2.0, 3.0, 4.0, 5.0], 12)
     density = spectra.slq(backend.asarray(np.diag(d)), num_probes=3, num_steps=10, seed=0)
-    kept = density.weights > 0
-    np.testing.assert_allclose(np.sort(density.nodes[0][kept[0]]), [1, 2, 3, 4, 5], atol=1e-10)
+    nodes, kept = to_host(density.nodes), to_host(density.weights) > 0
+    np.testing.assert_allclose(np.sort(nodes[0][kept[0]]), [1, 2, 3, 4, 5], atol=1e-10)
     assert np.count_nonzero(kept, axis=1).tolist() == [5, 5, 5]
     assert density.trace(np.log) == pytest.approx(np.sum(np.log(d)), rel=1e-12)
 
@@ -150,6 +153,28 @@ def test_density_integrates_to_one_and_cdf_is_monotone() -> None:
     assert values[0] == 0.0 and values[-1] == pytest.approx(1.0) and np.all(np.diff(values) >= 0)
     assert density.sigma > 0
     assert density.density(np.zeros((2, 3))).shape == (2, 3)
+
+
+@pytest.mark.parametrize("method", ["slq", "kpm"])
+def test_density_and_cdf_answer_in_the_namespace_of_their_argument(
+    backend: Backend, method: str
+) -> None:
+    """An array grid of any backend gets its own namespace and device back, with the same
+    values as a NumPy grid; lists and numbers get NumPy."""
+    A = backend.asarray(bulk_and_outliers())
+    density = (
+        spectra.slq(A, num_probes=4, num_steps=10, seed=0)
+        if method == "slq"
+        else spectra.kpm(A, degree=20, num_probes=4, seed=0)
+    )
+    host = np.linspace(-1.0, 8.0, 7)
+    grid = backend.asarray(host)
+    for evaluate in (density.density, density.cdf):
+        values = evaluate(grid)
+        assert_in_backend(values, backend)
+        np.testing.assert_allclose(to_host(values), evaluate(host), rtol=1e-12)
+        assert isinstance(evaluate(list(host)), np.ndarray)
+        assert isinstance(evaluate(0.5), np.ndarray | np.floating)
 
 
 @pytest.mark.parametrize("method", ["slq", "kpm"])

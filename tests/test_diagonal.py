@@ -10,7 +10,7 @@ import pytest
 import spectra
 from spectra._namespace import to_host
 from tests.conftest import Backend, random_symmetric
-from tests.test_trace import SPECTRA, CountingOperator, matrix
+from tests.test_trace import SPECTRA, CountingOperator, assert_in_backend, matrix
 
 N = 120
 
@@ -25,8 +25,10 @@ def test_diagonal_matches_exact_and_agrees_across_backends(
         backend.asarray(A), method=method, num_matvecs=40, seed=2, block_size=16
     )
     reference = spectra.diagonal(A, method=method, num_matvecs=40, seed=2, block_size=16)
+    assert_in_backend(result.estimate, backend)
+    assert_in_backend(result.stderr, backend)
     estimate, stderr = to_host(result.estimate), to_host(result.stderr)
-    assert result.estimate.shape == (N,) and result.n_matvec == 40
+    assert result.estimate.shape == result.stderr.shape == (N,) and result.n_matvec == 40
     assert np.mean(np.abs(estimate - np.diag(A)) <= 3 * stderr) >= 0.9
     np.testing.assert_allclose(estimate, reference.estimate, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(stderr, reference.stderr, rtol=1e-7, atol=1e-12)
@@ -76,6 +78,8 @@ def test_rademacher_hutchinson_is_exact_on_a_diagonal_operator(backend: Backend)
 def test_exact_diagonal_when_budget_reaches_n(backend: Backend) -> None:
     A = matrix("indefinite")
     result = spectra.diagonal(backend.asarray(A), num_matvecs=N + 5, block_size=50)
+    assert_in_backend(result.estimate, backend)
+    assert_in_backend(result.stderr, backend)
     np.testing.assert_allclose(to_host(result.estimate), np.diag(A), atol=1e-14)
     assert result.n_matvec == N and float(np.max(to_host(result.stderr))) == 0.0
 

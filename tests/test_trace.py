@@ -54,7 +54,9 @@ def test_trace_matches_exact_and_agrees_across_backends(
     exact = float(np.sum(SPECTRA[spectrum]))
     result = spectra.trace(backend.asarray(A), method=method, num_matvecs=40, seed=1, block_size=16)
     reference = spectra.trace(A, method=method, num_matvecs=40, seed=1, block_size=16)
-    assert_in_backend(result, backend)
+    for value in (result.estimate, result.stderr):
+        assert_in_backend(value, backend)
+        assert value.shape == ()
     estimate, stderr = float(result), float(result.stderr)
     assert abs(estimate - exact) <= 4 * stderr
     assert estimate == pytest.approx(float(reference), rel=1e-10, abs=1e-12)
@@ -62,13 +64,12 @@ def test_trace_matches_exact_and_agrees_across_backends(
     assert result.n_matvec == 40 and result.method == method
 
 
-def assert_in_backend(result: spectra.TraceEstimate, backend: Backend) -> None:
-    """``estimate`` and ``stderr`` are 0-d arrays of the backend's namespace, dtype and device."""
+def assert_in_backend(array: Any, backend: Backend) -> None:
+    """``array`` lives in the backend's namespace, with its float64 dtype, on its device."""
     like = backend.asarray(np.zeros(1))
-    for value in (result.estimate, result.stderr):
-        assert array_api_compat.array_namespace(value) is array_api_compat.array_namespace(like)
-        assert value.shape == () and value.dtype == like.dtype
-        assert array_api_compat.device(value) == array_api_compat.device(like)
+    assert array_api_compat.array_namespace(array) is array_api_compat.array_namespace(like)
+    assert array.dtype == like.dtype
+    assert array_api_compat.device(array) == array_api_compat.device(like)
 
 
 HONEST = CASES
@@ -178,7 +179,8 @@ def test_hutchinson_stopping_rule() -> None:
 def test_exact_trace_when_budget_reaches_n(backend: Backend) -> None:
     A = matrix("indefinite")
     result = spectra.trace(backend.asarray(A), method="xtrace", num_matvecs=N, block_size=50)
-    assert_in_backend(result, backend)
+    assert_in_backend(result.estimate, backend)
+    assert_in_backend(result.stderr, backend)
     assert float(result) == pytest.approx(np.trace(A), abs=1e-12)
     assert float(result.stderr) == 0.0 and result.n_matvec == N
 
