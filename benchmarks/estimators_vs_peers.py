@@ -4,10 +4,13 @@ Every library gets the same dense symmetric test operators (n = 1000, random eig
 eigenvalues) as a matrix of its own framework, so one matvec costs the same everywhere:
 
 - trace: mean error over seeded repeats, relative to ``sum |lambda_i|`` (the trace norm, so an
-  indefinite operator with trace 0 is measured too), at budgets of 30, 99 and 300 matvecs;
+  indefinite operator with trace 0 is measured too), with its standard error over the seeds,
+  at budgets of 30, 60, 99 and 198 matvecs;
   spectra (Hutchinson, Hutch++, XTrace, XNysTrace) against hessian-eigenthings (Hutchinson,
   Hutch++), curvlinops (Hutchinson, Hutch++, XTrace) and matfree (Hutchinson, XTrace,
-  XNysTrace). Methods that need an even budget (XTrace) use 98 of 99.
+  XNysTrace). Methods that need an even budget (XTrace) use 98 of 99. The lowest mean of each
+  column is marked, and so is every entry within two standard errors of it (of the difference:
+  the libraries draw independent probes), which are statistical ties.
 - spectral density: Wasserstein-1 distance between the estimated spectral measure and the dense
   eigenvalues, at budgets of probes x Lanczos steps; spectra (SLQ, KPM) against
   hessian-eigenthings (SLQ) and curvlinops (Papyan's Lanczos density). matfree has no density
@@ -18,7 +21,8 @@ eigenvalues) as a matrix of its own framework, so one matvec costs the same ever
 Run it with an environment that has the peers installed (torch, jax, hessian-eigenthings,
 curvlinops-for-pytorch, matfree); a peer that is missing or does not fit is reported as such:
 
-    python benchmarks/estimators_vs_peers.py [--repeats 20] [--density-repeats 12] [--n 1000]
+    python benchmarks/estimators_vs_peers.py [--repeats 50] [--density-repeats 12] [--n 1000]
+        [--budgets 30 60 99 198] [--only SUBSTRING] [--skip-trace] [--skip-density]
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from scipy.stats import wasserstein_distance  # noqa: E402
 
 import spectra  # noqa: E402
 
-BUDGETS = (30, 99, 300)
+BUDGETS = (30, 60, 99, 198)
 DENSITY_BUDGETS = ((5, 20), (10, 30), (20, 50))  # (probes, Lanczos steps)
 
 
@@ -71,7 +75,7 @@ def symmetric(eigenvalues: np.ndarray, seed: int = 0) -> np.ndarray:
 
 def spectra_trace(method: str) -> Callable[[np.ndarray, int, int], float]:
     def run(A: np.ndarray, budget: int, seed: int) -> float:
-        return spectra.trace(A, method=method, num_matvecs=budget, seed=seed).estimate
+        return float(spectra.trace(A, method=method, num_matvecs=budget, seed=seed))
 
     return run
 
@@ -176,38 +180,70 @@ TRACE_ESTIMATORS: dict[str, Callable[[np.ndarray, int, int], float]] = {
 }
 
 
-def trace_table(spectra_: dict[str, np.ndarray], repeats: int) -> None:
-    print("\n## Trace: mean |error| / sum |lambda_i| over", repeats, "seeds (lower is better)\n")
+def trace_table(
+    spectra_: dict[str, np.ndarray], repeats: int, budgets: tuple[int, ...] = BUDGETS
+) -> None:
+    print(
+        "\n## Trace: mean |error| / sum |lambda_i| +/- its standard error over",
+        repeats,
+        "seeds (lower is better; * the lowest mean, = within two standard errors of it)\n",
+    )
     for name, eigenvalues in spectra_.items():
         A = symmetric(eigenvalues)
         exact = float(np.sum(eigenvalues))
         scale = float(np.sum(np.abs(eigenvalues)))
         print(f"### {name}, tr = {exact:.6g}\n")
-        print("| estimator | " + " | ".join(f"{b} matvecs" for b in BUDGETS) + " |")
-        print("|---|" + "---|" * len(BUDGETS))
-        best: dict[int, tuple[float, str]] = {}
+        rows: dict[str, list[tuple[float, float] | str]] = {}
         for label, run in TRACE_ESTIMATORS.items():
             if "PSD" in label and np.min(eigenvalues) < 0:
                 continue
-            cells = []
-            for budget in BUDGETS:
-                try:
-                    error = float(
-                        np.mean(
-                            [abs(run(A, budget, seed) - exact) / scale for seed in range(repeats)]
-                        )
-                    )
-                except Unavailable as reason:
-                    cells.append(f"n/a ({reason})")
-                    continue
-                except Exception as error_:  # a peer that fails on this input
-                    cells.append(f"failed: {type(error_).__name__}")
-                    continue
-                cells.append(f"{error:.2e}")
-                if budget not in best or error < best[budget][0]:
-                    best[budget] = (error, label)
-            print(f"| {label} | " + " | ".join(cells) + " |")
-        print("\nlowest:", ", ".join(f"{b}: {best[b][1]}" for b in BUDGETS if b in best), "\n")
+            rows[label] = [
+                _trace_errors(run, A, budget, exact, scale, repeats) for budget in budgets
+            ]
+        print("| estimator | " + " | ".join(f"{b} matvecs" for b in budgets) + " |")
+        print("|---|" + "---|" * len(budgets))
+        columns = [_mark_ties([row[j] for row in rows.values()]) for j in range(len(budgets))]
+        for i, label in enumerate(rows):
+            print(f"| {label} | " + " | ".join(column[i] for column in columns) + " |")
+        print()
+
+
+def _trace_errors(
+    run: Callable[[np.ndarray, int, int], float],
+    A: np.ndarray,
+    budget: int,
+    exact: float,
+    scale: float,
+    repeats: int,
+) -> tuple[float, float] | str:
+    """Mean relative error and its standard error over the seeds, or why there is none."""
+    try:
+        errors = np.array([abs(run(A, budget, seed) - exact) / scale for seed in range(repeats)])
+    except Unavailable as reason:
+        return f"n/a ({reason})"
+    except Exception as error:  # a peer that fails on this input
+        return f"failed: {type(error).__name__}"
+    return float(np.mean(errors)), float(np.std(errors, ddof=1) / np.sqrt(repeats))
+
+
+def _mark_ties(cells: list[tuple[float, float] | str]) -> list[str]:
+    """Format ``mean +/- stderr``; ``*`` marks the lowest mean, ``=`` those within two standard
+    errors of the difference from it."""
+    measured = [cell for cell in cells if not isinstance(cell, str)]
+    best = min(measured, default=None)
+    out = []
+    for cell in cells:
+        if isinstance(cell, str):
+            out.append(cell)
+            continue
+        mean, stderr = cell
+        mark = ""
+        if best is not None and cell is best:
+            mark = " *"
+        elif best is not None and mean - best[0] <= 2 * np.hypot(stderr, best[1]):
+            mark = " ="
+        out.append(f"{mean:.2e} +/- {stderr:.1e}{mark}")
+    return out
 
 
 def timing_table(n: int) -> None:
@@ -395,16 +431,20 @@ def logdet_table(n: int, repeats: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--repeats", type=int, default=20, help="seeds per trace entry")
+    parser.add_argument("--repeats", type=int, default=50, help="seeds per trace entry")
     parser.add_argument("--density-repeats", type=int, default=12, help="seeds per density entry")
-    parser.add_argument("--skip-trace", action="store_true", help="only the density tables")
+    parser.add_argument("--budgets", type=int, nargs="+", default=list(BUDGETS))
+    parser.add_argument("--only", default="", help="only the test spectra whose name has this")
+    parser.add_argument("--skip-trace", action="store_true", help="no trace or timing tables")
+    parser.add_argument("--skip-density", action="store_true", help="no density or logdet tables")
     args = parser.parse_args()
-    operators = test_spectra(args.n)
+    operators = {k: v for k, v in test_spectra(args.n).items() if args.only in k}
     if not args.skip_trace:
-        trace_table(operators, args.repeats)
+        trace_table(operators, args.repeats, tuple(args.budgets))
         timing_table(args.n)
-    density_table(operators, args.density_repeats)
-    logdet_table(args.n, args.density_repeats)
+    if not args.skip_density:
+        density_table(operators, args.density_repeats)
+        logdet_table(args.n, args.density_repeats)
 
 
 if __name__ == "__main__":
