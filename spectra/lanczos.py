@@ -17,10 +17,12 @@ expansion continues with a fresh random vector orthogonal to the basis, which is
 rank-deficient operator reveals its null space.
 
 Convergence is judged on ``||A y - theta y|| <= tol * ||A||`` (with ``||A||`` estimated from
-below by the largest ``||A v_j||`` and ``|theta|`` seen): the Lanczos relation gives the residual
-of each Ritz pair for free during the run, and the returned pairs are then checked with one block
-product,
-so ``converged`` is earned from the true residual. The small dense work (``eigh`` of ``H``,
+below by the largest ``||A v_j||`` and ``|theta|`` seen). The Lanczos relation gives the residual
+of each Ritz pair for free, exactly up to rounding, so convergence is checked after every step
+(or every ``ncv // 32`` steps) and the run stops as soon as the wanted pairs have converged. The
+returned residuals are the relation's when they clear ``tol`` by far more than its rounding
+error; otherwise the returned pairs are checked with one block product, so ``converged`` is
+always earned from the true residual. The small dense work (``eigh`` of ``H``,
 selection, restart coefficients) runs in NumPy on the host with one device-to-host transfer per
 Lanczos step.
 """
@@ -56,6 +58,11 @@ _RESTART_CHUNK = 1 << 16
 # Share of the free basis rows filled with kept Ritz vectors at a restart (the rest is room for
 # new Lanczos vectors); 0.7 needed the fewest matvecs over the spectra in benchmarks/.
 _KEEP_FRACTION = 0.7
+
+
+# Safety factor on the rounding error of the Lanczos relation (covers operators that are
+# themselves evaluated with rounding, such as float32 Hessian-vector products).
+_ROUNDING_MARGIN = 100.0
 
 
 def lanczos(
@@ -129,9 +136,13 @@ def lanczos(
         )
 
 
+def _default_ncv(k: int, n: int) -> int:
+    return min(n, max(2 * k + 1, 20))
+
+
 def _resolve_ncv(ncv: Any, k: int, n: int) -> int:
     if ncv is None:
-        return min(n, max(2 * k + 1, 20))
+        return _default_ncv(k, n)
     ncv = check_positive_int(ncv, name="ncv")
     if k < n and not k < ncv <= n:
         raise ValueError(f"ncv must satisfy k < ncv <= n, here {k} < ncv <= {n}; got ncv={ncv}")
@@ -146,9 +157,11 @@ class _Krylov:
     H: np.ndarray  # (ncv + 1, ncv + 1) symmetric projection, host float64
     n_locked: int
     locked_values: np.ndarray
+    locked_residuals: np.ndarray  # residual norms of the locked pairs, fixed once locked
     norm_estimate: float
     n_matvec: int
     breakdown_tol: float
+    eps: float  # machine epsilon of the operator's dtype
     # Couplings between locked rows and active columns left out of H (the deflation), kept so
     # that residual estimates stay exact: D[l, j] = v_l^T A v_j for locked l.
     dropped: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
@@ -181,71 +194,146 @@ def _thick_restart(
         dropped=np.zeros((ncv + 1, ncv + 1)),
         n_locked=0,
         locked_values=np.empty(0),
+        locked_residuals=np.empty(0),
         norm_estimate=0.0,
         n_matvec=0,
         breakdown_tol=eps**0.75,
+        eps=eps,
     )
     del basis
     first_unexpanded, restart = 0, 0
     while True:
         restart += 1
-        _expand(op, state, start=first_unexpanded, stop=ncv, rng=rng)
-        ritz = _rayleigh_ritz(state, ncv)
-        all_values = np.concatenate([state.locked_values, ritz.values])
-        state.norm_estimate = max(state.norm_estimate, float(np.max(np.abs(all_values))))
-        wanted = select_wanted(all_values, which, k)
-        threshold = tol * state.norm_estimate
-        estimates = np.concatenate([np.zeros(state.n_locked), ritz.estimates])
-        n_converged = int(np.count_nonzero(estimates[wanted] <= threshold))
-        bar.update(n_converged - bar.n)
+        m = _expand(
+            op,
+            state,
+            start=first_unexpanded,
+            stop=ncv,
+            rng=rng,
+            converged=lambda m: _converged_early(state, m, k=k, which=which, tol=tol),
+        )
+        status = _assess(state, m, k=k, which=which, tol=tol)
+        bar.update(status.n_converged - bar.n)
         if callback is not None:
             callback(
                 IterationInfo(
                     iteration=restart,
                     n_matvec=state.n_matvec,
-                    ritz_values=all_values,
-                    residual_estimates=estimates,
-                    n_converged=n_converged,
+                    ritz_values=status.values,
+                    residual_estimates=status.estimates,
+                    n_converged=status.n_converged,
                     norm_estimate=state.norm_estimate,
                 )
             )
-        done = n_converged == k and not _needs_verification(state, all_values[wanted], threshold)
+        wanted_values = status.values[status.wanted]
+        done = status.n_converged == k and not _needs_verification(state, wanted_values, status)
         if done or restart == maxiter:
-            return _finish(op, state, ritz, wanted, which=which, tol=tol, restarts=restart)
+            return _finish(op, state, status, which=which, tol=tol, restarts=restart)
         first_unexpanded = _restart(
             op,
             state,
-            ritz,
-            wanted,
+            status.ritz,
+            status.wanted,
             which=which,
-            threshold=threshold,
+            threshold=status.threshold,
             ncv=ncv,
             rng=rng,
-            fresh=n_converged == k,
+            fresh=status.n_converged == k,
         )
 
 
+def _rounding_margin(state: _Krylov, rows: int) -> float:
+    """A bound, with a safety factor, on the rounding error of the Lanczos relation."""
+    return _ROUNDING_MARGIN * np.sqrt(rows) * state.eps * state.norm_estimate
+
+
+@dataclass(frozen=True)
+class _Status:
+    """Ritz pairs of the first ``m`` basis rows, locked ones included, judged against ``tol``."""
+
+    ritz: _Ritz
+    values: np.ndarray  # locked values, then active Ritz values
+    estimates: np.ndarray  # their residual norms
+    wanted: np.ndarray  # indices into ``values``
+    threshold: float
+    resolution: float  # values closer than this may be copies of one eigenvalue
+    n_converged: int
+
+
+def _assess(state: _Krylov, m: int, *, k: int, which: str, tol: float) -> _Status:
+    ritz = _rayleigh_ritz(state, m)
+    values = np.concatenate([state.locked_values, ritz.values])
+    state.norm_estimate = max(state.norm_estimate, float(np.max(np.abs(values))))
+    wanted = select_wanted(values, which, k)
+    threshold = tol * state.norm_estimate
+    estimates = np.concatenate([state.locked_residuals, ritz.estimates])
+    return _Status(
+        ritz=ritz,
+        values=values,
+        estimates=estimates,
+        wanted=wanted,
+        threshold=threshold,
+        resolution=max(tol * threshold, _rounding_margin(state, m)),
+        n_converged=int(np.count_nonzero(estimates[wanted] <= threshold)),
+    )
+
+
+def _converged_early(state: _Krylov, m: int, *, k: int, which: str, tol: float) -> bool:
+    """Whether the run can stop after ``m`` rows, before the basis is full.
+
+    Not before the default basis size's worth of products (ARPACK's ``max(2k + 1, 20)``): with a
+    loose ``tol`` a smaller space can hold converged pairs that are not yet the wanted ones.
+    """
+    if state.n_matvec < min(state.V.shape[0] - 1, _default_ncv(k, state.V.shape[1])):
+        return False
+    status = _assess(state, m, k=k, which=which, tol=tol)
+    return status.n_converged == k and not _suspicious(
+        state, status.values[status.wanted], status.resolution
+    )
+
+
 def _expand(
-    op: LinearOperator, state: _Krylov, *, start: int, stop: int, rng: np.random.Generator
-) -> None:
-    """Lanczos steps ``start .. stop - 1``: fill basis rows up to ``stop`` and ``H`` to match."""
+    op: LinearOperator,
+    state: _Krylov,
+    *,
+    start: int,
+    stop: int,
+    rng: np.random.Generator,
+    converged: Callable[[int], bool],
+) -> int:
+    """Lanczos steps from row ``start`` until row ``stop`` or until ``converged(rows)``.
+
+    Convergence is checked every step for bases of up to 32 rows and every ``stop // 32`` steps
+    beyond, so the host solves stay cheap and at most 3% more products are spent than needed.
+    Returns the number of rows expanded.
+    """
+    interval = max(1, stop // 32)
     for j in range(start, stop):
-        w = op.matvec(state.V[j, :])
-        state.n_matvec += 1
-        w, h, beta, norm_Aw = _orthogonalize(op, state.V[: j + 1, :], w, step=j + 1)
-        state.norm_estimate = max(state.norm_estimate, norm_Aw)
-        state.dropped[: state.n_locked, j] = h[: state.n_locked]
-        h[: state.n_locked] = 0.0
-        state.H[: j + 1, j] = h
-        state.H[j, : j + 1] = h
-        if beta <= state.breakdown_tol * state.norm_estimate:
-            next_vector = _fresh_vector(op, state.V[: j + 1, :], rng)
-            beta = 0.0
-            state.n_breakdowns += 1
-        else:
-            next_vector = w / beta
-        state.H[j + 1, j] = state.H[j, j + 1] = beta
-        state.V = set_block(state.V, (slice(j + 1, j + 2), slice(None)), next_vector[None, :])
+        _lanczos_step(op, state, j, rng)
+        rows = j + 1
+        if rows < stop and (rows - start) % interval == 0 and converged(rows):
+            return rows
+    return stop
+
+
+def _lanczos_step(op: LinearOperator, state: _Krylov, j: int, rng: np.random.Generator) -> None:
+    """Expand row ``j``: the product, its coefficients in ``H`` and the next basis row."""
+    w = op.matvec(state.V[j, :])
+    state.n_matvec += 1
+    w, h, beta, norm_Aw = _orthogonalize(op, state.V[: j + 1, :], w, step=j + 1)
+    state.norm_estimate = max(state.norm_estimate, norm_Aw)
+    state.dropped[: state.n_locked, j] = h[: state.n_locked]
+    h[: state.n_locked] = 0.0
+    state.H[: j + 1, j] = h
+    state.H[j, : j + 1] = h
+    if beta <= state.breakdown_tol * state.norm_estimate:
+        next_vector = _fresh_vector(op, state.V[: j + 1, :], rng)
+        beta = 0.0
+        state.n_breakdowns += 1
+    else:
+        next_vector = w / beta
+    state.H[j + 1, j] = state.H[j, j + 1] = beta
+    state.V = set_block(state.V, (slice(j + 1, j + 2), slice(None)), next_vector[None, :])
 
 
 def _orthogonalize(
@@ -278,27 +366,39 @@ def _orthogonalize(
     return w, h, float(beta), float(norm_Aw_host)
 
 
-def _needs_verification(state: _Krylov, wanted_values: np.ndarray, threshold: float) -> bool:
+def _needs_verification(state: _Krylov, wanted_values: np.ndarray, status: _Status) -> bool:
     """Whether converged values must be confirmed from a fresh start vector.
 
     The Krylov space of one start vector holds one copy of each repeated eigenvalue; further
     copies only appear through rounding errors, slowly. So when the converged set shows signs of
-    multiplicity (an invariant subspace was found, two wanted values coincide, or a wanted value
-    is zero, as for the null space of a Gauss-Newton matrix), the run continues from a fresh
-    random vector orthogonal to the basis, which has a component in every copy not yet found,
-    and stops only when that leaves the wanted values unchanged.
+    multiplicity (see :func:`_suspicious`), the run continues from a fresh random vector
+    orthogonal to the basis, which has a component in every copy not yet found, and stops only
+    when that leaves the wanted values unchanged.
     """
     values = np.sort(wanted_values)
-    suspicious = (
-        state.n_breakdowns > 0
-        or bool(np.any(np.abs(values) <= threshold))
-        or bool(np.any(np.diff(values) <= threshold))
-    )
     previous = state.verified_values
     state.verified_values = values
-    if not suspicious:
+    if not _suspicious(state, values, status.resolution):
         return False
-    return previous is None or not np.allclose(values, previous, rtol=0.0, atol=threshold)
+    return previous is None or not np.allclose(values, previous, rtol=0.0, atol=status.threshold)
+
+
+def _suspicious(state: _Krylov, wanted_values: np.ndarray, resolution: float) -> bool:
+    """An invariant subspace was found, or wanted values coincide or vanish within
+    ``resolution``, as copies of a repeated eigenvalue (or the null space of a Gauss-Newton
+    matrix) do.
+
+    The resolution is ``tol`` times the convergence threshold (or the rounding error, if
+    larger): a Ritz value's error is quadratic in its residual, so copies of one eigenvalue
+    agree that closely, while distinct eigenvalues that merely lie within the threshold of each
+    other, common at a loose ``tol``, rarely do.
+    """
+    values = np.sort(wanted_values)
+    return (
+        state.n_breakdowns > 0
+        or bool(np.any(np.abs(values) <= resolution))
+        or bool(np.any(np.diff(values) <= resolution))
+    )
 
 
 def _fresh_vector(op: LinearOperator, basis: Array, rng: np.random.Generator) -> Array:
@@ -351,8 +451,10 @@ def _restart(
 ) -> int:
     """Lock converged wanted pairs, keep the best active Ritz vectors, continue from the residual.
 
-    With ``fresh`` the expansion continues from a random vector orthogonal to the kept basis
-    instead (see :func:`_needs_verification`). Returns the index of the first row to expand.
+    With ``fresh`` (all wanted pairs lock) the expansion continues from a random vector
+    orthogonal to the locked pairs instead (see :func:`_needs_verification`), and no unlocked
+    Ritz vector is kept: their residuals lie along the residual vector left out, so keeping them
+    would lose their residuals. Returns the index of the first row to expand.
     """
     n_locked = state.n_locked
     wanted_active = wanted[wanted >= n_locked] - n_locked
@@ -361,8 +463,11 @@ def _restart(
         :room_for_locks
     ]
     unconverged_wanted = [int(a) for a in wanted_active if int(a) not in newly_locked]
+    fresh = fresh and not unconverged_wanted
     room = ncv - n_locked - len(newly_locked)
-    n_keep = min(room - 1, max(len(unconverged_wanted), 1, int(room * _KEEP_FRACTION)))
+    n_keep = (
+        0 if fresh else min(room - 1, max(len(unconverged_wanted), 1, int(room * _KEEP_FRACTION)))
+    )
     order = unconverged_wanted + [
         int(a)
         for a in preference_order(ritz.values, which)
@@ -381,6 +486,7 @@ def _restart(
     )
     state.V = set_block(state.V, (slice(residual_row, residual_row + 1), slice(None)), next_row)
     state.locked_values = np.concatenate([state.locked_values, ritz.values[newly_locked]])
+    state.locked_residuals = np.concatenate([state.locked_residuals, ritz.estimates[newly_locked]])
     state.n_locked = new_locked
     kept_rows = np.arange(new_locked, residual_row)
     dropped = np.zeros_like(state.dropped)
@@ -389,7 +495,7 @@ def _restart(
     H = np.zeros_like(state.H)
     H[np.arange(new_locked), np.arange(new_locked)] = state.locked_values
     H[kept_rows, kept_rows] = ritz.values[kept]
-    coupling = 0.0 if fresh else ritz.beta * ritz.vectors[-1, kept]
+    coupling = ritz.beta * ritz.vectors[-1, kept]
     H[residual_row, kept_rows] = coupling
     H[kept_rows, residual_row] = coupling
     state.H = H
@@ -414,28 +520,36 @@ def _rotate_basis(
 def _finish(
     op: LinearOperator,
     state: _Krylov,
-    ritz: _Ritz,
-    wanted: np.ndarray,
+    status: _Status,
     *,
     which: str,
     tol: float,
     restarts: int,
 ) -> EigenResult:
-    """Form the wanted Ritz vectors in ascending order, then check their true residuals."""
+    """Form the wanted Ritz vectors in ascending order and report their residuals.
+
+    The Lanczos relation gives each residual up to rounding: the basis is orthonormal and the
+    relation holds to about ``sqrt(m) * eps * ||A||``. When every estimate clears ``tol`` by
+    :data:`_ROUNDING_MARGIN` times that, the estimates are reported; otherwise (tight ``tol``, or
+    pairs that did not converge) the true residuals are computed with one block product.
+    """
     n_locked = state.n_locked
-    m = n_locked + ritz.values.shape[0]
-    all_values = np.concatenate([state.locked_values, ritz.values])
-    ascending = wanted[np.argsort(all_values[wanted], kind="stable")]
+    m = status.values.shape[0]
+    ascending = status.wanted[np.argsort(status.values[status.wanted], kind="stable")]
     coefficients = np.zeros((ascending.shape[0], m))
     for row, index in enumerate(ascending):
         if index < n_locked:
             coefficients[row, index] = 1.0
         else:
-            coefficients[row, n_locked:] = ritz.vectors[:, index - n_locked]
+            coefficients[row, n_locked:] = status.ritz.vectors[:, index - n_locked]
     basis = state.V[:m, :]
     del state.V  # the basis is no longer needed: free it before the final block product
     Y = (from_host(op.xp, coefficients, dtype=op.dtype, device=op.device) @ basis).T
     del basis
+    if np.all(status.estimates[ascending] + _rounding_margin(state, m) <= status.threshold):
+        return _relation_result(
+            op, state, Y, status, ascending, which=which, tol=tol, restarts=restarts
+        )
     return ritz_result(
         op,
         Y,
@@ -443,6 +557,33 @@ def _finish(
         norm_estimate=state.norm_estimate,
         n_matvec=state.n_matvec,
         restarts=restarts,
+        which=which,
+        method="lanczos",
+    )
+
+
+def _relation_result(
+    op: LinearOperator,
+    state: _Krylov,
+    Y: Array,
+    status: _Status,
+    ascending: np.ndarray,
+    *,
+    which: str,
+    tol: float,
+    restarts: int,
+) -> EigenResult:
+    """The converged Ritz pairs with the residual norms the Lanczos relation gives."""
+    xp = op.xp
+    return EigenResult(
+        eigenvalues=from_host(xp, status.values[ascending], dtype=op.dtype, device=op.device),
+        eigenvectors=Y,
+        residual_norms=from_host(xp, status.estimates[ascending], dtype=op.dtype, device=op.device),
+        converged=xp.ones(ascending.shape[0], dtype=xp.bool, device=op.device),
+        n_matvec=state.n_matvec,
+        n_restart=restarts,
+        tol=tol,
+        norm_estimate=state.norm_estimate,
         which=which,
         method="lanczos",
     )

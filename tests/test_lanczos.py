@@ -159,6 +159,50 @@ def test_tol_drives_the_iteration() -> None:
     assert float(np.max(tight.residual_norms)) <= 1e-12 * tight.norm_estimate
 
 
+class CountingOperator:
+    """A dense matrix that counts the vectors it is applied to."""
+
+    def __init__(self, A: np.ndarray):
+        self.A, self.shape, self.dtype, self.products = A, A.shape, A.dtype, 0
+
+    def matmat(self, X: np.ndarray) -> np.ndarray:
+        self.products += X.shape[1]
+        return self.A @ X
+
+
+def test_stops_as_soon_as_the_wanted_pairs_converge() -> None:
+    """A large basis is not filled when the pairs converge earlier; every product is counted."""
+    eigenvalues = np.concatenate([np.linspace(0.0, 1.0, 495), [2.0, 3.0, 4.0, 5.0, 6.0]])
+    A, _ = random_symmetric(eigenvalues, seed=13)
+    counted = CountingOperator(A)
+    result = spectra.lanczos(counted, k=5, ncv=200, tol=1e-10, seed=0)
+    assert result.all_converged and result.n_restart == 1
+    assert result.n_matvec == counted.products < 100
+    assert_matches_oracle(result, A, "LA", 5)
+
+
+@pytest.mark.parametrize("tol", [1e-3, 1e-8, 1e-14])
+def test_reported_residuals_are_the_true_ones_at_any_tol(tol: float) -> None:
+    """Loose tolerances report the Lanczos relation's residuals without a final product, tight
+    ones compute them; both are the true residuals, and every product is counted."""
+    eigenvalues = np.concatenate([np.linspace(0.0, 1.0, 300), 1.0 + 0.01 * np.arange(1, 11)])
+    A, _ = random_symmetric(eigenvalues, seed=14)
+    counted = CountingOperator(A)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", spectra.ConvergenceWarning)
+        result = spectra.lanczos(counted, k=8, tol=tol, seed=0, maxiter=200)
+    assert result.n_matvec == counted.products
+    values, vectors = to_host(result.eigenvalues), to_host(result.eigenvectors)
+    true_residuals = np.linalg.norm(A @ vectors - vectors * values, axis=0)
+    np.testing.assert_allclose(
+        to_host(result.residual_norms), true_residuals, rtol=1e-6, atol=1e-13 * 1.1
+    )
+    converged = to_host(result.converged)
+    np.testing.assert_array_equal(converged, true_residuals <= tol * result.norm_estimate)
+    top = np.sort(eigenvalues)[-8:]
+    np.testing.assert_allclose(values[converged], top[converged], atol=2 * tol * 1.1)
+
+
 def test_callback_sees_each_restart_and_progress_bar_runs(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

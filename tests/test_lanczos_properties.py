@@ -61,10 +61,12 @@ def check_honest(result: spectra.EigenResult, A: np.ndarray, which: str, k: int)
         np.testing.assert_allclose(values, wanted, atol=2 * result.tol * norm + 1e-13 * norm)
 
 
-def run(A_backend: object, A: np.ndarray, which: str, k: int, seed: int) -> spectra.EigenResult:
+def run(
+    A_backend: object, A: np.ndarray, which: str, k: int, seed: int, tol: float | None = None
+) -> spectra.EigenResult:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", spectra.ConvergenceWarning)
-        return spectra.lanczos(A_backend, k=k, which=which, seed=seed, maxiter=300)
+        return spectra.lanczos(A_backend, k=k, which=which, seed=seed, maxiter=300, tol=tol)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -77,9 +79,10 @@ def run(A_backend: object, A: np.ndarray, which: str, k: int, seed: int) -> spec
 def test_numpy_random_spectra(kind: str, n: int, which: str, data: st.DataObject) -> None:
     k = data.draw(st.integers(1, min(n, 12)), label="k")
     seed = data.draw(st.integers(0, 2**16), label="seed")
+    tol = data.draw(st.sampled_from([None, 1e-6]), label="tol")
     rng = np.random.default_rng(seed)
     A, _ = random_symmetric(make_spectrum(kind, n, rng), seed=seed)
-    check_honest(run(A, A, which, k, seed), A, which, k)
+    check_honest(run(A, A, which, k, seed, tol), A, which, k)
 
 
 @settings(max_examples=24, deadline=None, suppress_health_check=[HealthCheck.too_slow])
