@@ -256,7 +256,6 @@ class _Status:
     estimates: np.ndarray  # their residual norms
     wanted: np.ndarray  # indices into ``values``
     threshold: float
-    resolution: float  # values closer than this may be copies of one eigenvalue
     n_converged: int
 
 
@@ -273,7 +272,6 @@ def _assess(state: _Krylov, m: int, *, k: int, which: str, tol: float) -> _Statu
         estimates=estimates,
         wanted=wanted,
         threshold=threshold,
-        resolution=max(tol * threshold, _rounding_margin(state, m)),
         n_converged=int(np.count_nonzero(estimates[wanted] <= threshold)),
     )
 
@@ -288,7 +286,7 @@ def _converged_early(state: _Krylov, m: int, *, k: int, which: str, tol: float) 
         return False
     status = _assess(state, m, k=k, which=which, tol=tol)
     return status.n_converged == k and not _suspicious(
-        state, status.values[status.wanted], status.resolution
+        state, status.values[status.wanted], status.threshold
     )
 
 
@@ -378,26 +376,20 @@ def _needs_verification(state: _Krylov, wanted_values: np.ndarray, status: _Stat
     values = np.sort(wanted_values)
     previous = state.verified_values
     state.verified_values = values
-    if not _suspicious(state, values, status.resolution):
+    if not _suspicious(state, values, status.threshold):
         return False
     return previous is None or not np.allclose(values, previous, rtol=0.0, atol=status.threshold)
 
 
-def _suspicious(state: _Krylov, wanted_values: np.ndarray, resolution: float) -> bool:
-    """An invariant subspace was found, or wanted values coincide or vanish within
-    ``resolution``, as copies of a repeated eigenvalue (or the null space of a Gauss-Newton
-    matrix) do.
-
-    The resolution is ``tol`` times the convergence threshold (or the rounding error, if
-    larger): a Ritz value's error is quadratic in its residual, so copies of one eigenvalue
-    agree that closely, while distinct eigenvalues that merely lie within the threshold of each
-    other, common at a loose ``tol``, rarely do.
-    """
+def _suspicious(state: _Krylov, wanted_values: np.ndarray, threshold: float) -> bool:
+    """An invariant subspace was found, or wanted values coincide or vanish within the
+    convergence threshold, as copies of a repeated eigenvalue (or the null space of a
+    Gauss-Newton matrix) do: at this ``tol`` they form a cluster that may have more members."""
     values = np.sort(wanted_values)
     return (
         state.n_breakdowns > 0
-        or bool(np.any(np.abs(values) <= resolution))
-        or bool(np.any(np.diff(values) <= resolution))
+        or bool(np.any(np.abs(values) <= threshold))
+        or bool(np.any(np.diff(values) <= threshold))
     )
 
 
@@ -530,8 +522,9 @@ def _finish(
 
     The Lanczos relation gives each residual up to rounding: the basis is orthonormal and the
     relation holds to about ``sqrt(m) * eps * ||A||``. When every estimate clears ``tol`` by
-    :data:`_ROUNDING_MARGIN` times that, the estimates are reported; otherwise (tight ``tol``, or
-    pairs that did not converge) the true residuals are computed with one block product.
+    :data:`_ROUNDING_MARGIN` times that, the estimates are reported; otherwise (tight ``tol``,
+    pairs that did not converge, or a breakdown, whose neglected ``beta`` the relation leaves
+    out) the true residuals are computed with one block product.
     """
     n_locked = state.n_locked
     m = status.values.shape[0]
@@ -546,7 +539,8 @@ def _finish(
     del state.V  # the basis is no longer needed: free it before the final block product
     Y = (from_host(op.xp, coefficients, dtype=op.dtype, device=op.device) @ basis).T
     del basis
-    if np.all(status.estimates[ascending] + _rounding_margin(state, m) <= status.threshold):
+    clear = status.estimates[ascending] + _rounding_margin(state, m) <= status.threshold
+    if state.n_breakdowns == 0 and np.all(clear):
         return _relation_result(
             op, state, Y, status, ascending, which=which, tol=tol, restarts=restarts
         )
