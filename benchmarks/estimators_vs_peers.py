@@ -10,7 +10,9 @@ eigenvalues) as a matrix of its own framework, so one matvec costs the same ever
   Hutch++), curvlinops (Hutchinson, Hutch++, XTrace) and matfree (Hutchinson, XTrace,
   XNysTrace). Methods that need an even budget (XTrace) use 98 of 99. The lowest mean of each
   column is marked, and so is every entry within two standard errors of it (of the difference:
-  the libraries draw independent probes), which are statistical ties.
+  the libraries draw independent probes), which are statistical ties; with some fifty
+  comparisons per table a few false "wins" at two standard errors are expected. A last row gives
+  the exact expected error of Rademacher Hutchinson, which every Hutchinson row should match.
 - spectral density: Wasserstein-1 distance between the estimated spectral measure and the dense
   eigenvalues, at budgets of probes x Lanczos steps; spectra (SLQ, KPM) against
   hessian-eigenthings (SLQ) and curvlinops (Papyan's Lanczos density). matfree has no density
@@ -205,7 +207,19 @@ def trace_table(
         columns = [_mark_ties([row[j] for row in rows.values()]) for j in range(len(budgets))]
         for i, label in enumerate(rows):
             print(f"| {label} | " + " | ".join(column[i] for column in columns) + " |")
-        print()
+        expected = [_hutchinson_expected_error(A, budget) / scale for budget in budgets]
+        print(
+            "| Rademacher Hutchinson, exact expected error (normal approximation) | "
+            + " | ".join(f"{e:.2e}" for e in expected)
+            + " |\n"
+        )
+
+
+def _hutchinson_expected_error(A: np.ndarray, budget: int) -> float:
+    """``sqrt(2 / pi)`` times the exact standard deviation of Rademacher Hutchinson,
+    ``sqrt(2 (||A||_F^2 - sum a_ii^2) / budget)``: what every Hutchinson row should show."""
+    variance = 2 * (np.sum(A**2) - np.sum(np.diag(A) ** 2)) / budget
+    return float(np.sqrt(2 / np.pi * variance))
 
 
 def _trace_errors(
