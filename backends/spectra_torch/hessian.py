@@ -173,4 +173,11 @@ class _ForwardOverReverse:
             product = torch.func.jvp(torch.func.grad(self._loss), (self.primals,), (directions,))
             return tuple(product[1][name] for name in names)
 
-        return list(torch.func.vmap(hvp, chunk_size=_CHUNK)(*blocks))
+        try:
+            return list(torch.func.vmap(hvp, chunk_size=_CHUNK)(*blocks))
+        except RuntimeError as error:
+            raise RuntimeError(
+                "recompute_with='forward_over_reverse' failed inside torch.func: torch cannot take "
+                "forward-mode derivatives through every layer's backward (eval-mode batch norm is "
+                "a known case); use recompute_with='double_backward' for this model"
+            ) from error
