@@ -19,16 +19,17 @@ rank-deficient operator reveals its null space.
 Convergence is judged on ``||A y - theta y|| <= tol * ||A||`` (with ``||A||`` estimated from
 below by the largest ``||A v_j||`` and ``|theta|`` seen). The Lanczos relation gives the residual
 of each Ritz pair for free, exactly up to rounding, so convergence is checked after every step
-(or every ``ncv // 32`` steps) and the run stops as soon as the wanted pairs have converged. The
-returned residuals are the relation's when they clear ``tol`` by far more than its rounding
-error; otherwise the returned pairs are checked with one block product, so ``converged`` is
-always earned from the true residual. The small dense work (``eigh`` of ``H``,
-selection, restart coefficients) runs in NumPy on the host with one device-to-host transfer per
-Lanczos step.
+(less often when that host solve would cost more than the steps) and the run stops as soon as
+the wanted pairs have converged. The returned residuals are the relation's when they clear
+``tol`` by far more than its rounding error; otherwise the returned pairs are checked with one
+block product, so ``converged`` is always earned from the true residual. The small dense work
+(``eigh`` of ``H``, selection, restart coefficients) runs in NumPy on the host with one
+device-to-host transfer per Lanczos step.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -301,11 +302,13 @@ def _expand(
 ) -> int:
     """Lanczos steps from row ``start`` until row ``stop`` or until ``converged(rows)``.
 
-    Convergence is checked every step for bases of up to 32 rows and every ``stop // 32`` steps
-    beyond, so the host solves stay cheap and at most 3% more products are spent than needed.
-    Returns the number of rows expanded.
+    A check solves the ``stop``-sized projected problem on the host (about ``stop ** 3`` flops,
+    against ``stop * n`` for a step's Gram-Schmidt), so it runs every ``stop // 32`` steps (at most
+    3% more products than needed) and no more often than keeps it within a tenth of the steps'
+    own work. Returns the number of rows expanded.
     """
-    interval = max(1, stop // 32)
+    n = op.shape[0]
+    interval = max(1, stop // 32, math.ceil(10 * stop**2 / n))
     for j in range(start, stop):
         _lanczos_step(op, state, j, rng)
         rows = j + 1
