@@ -168,6 +168,7 @@ class _Krylov:
     dropped: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     n_breakdowns: int = 0
     verified_values: np.ndarray | None = None
+    verifying: bool = False  # this cycle started from a fresh vector to confirm the values
 
 
 def _thick_restart(
@@ -285,7 +286,26 @@ def _converged_early(state: _Krylov, m: int, *, k: int, which: str, tol: float) 
     if state.n_matvec < min(state.V.shape[0] - 1, _default_ncv(k, state.V.shape[1])):
         return False
     status = _assess(state, m, k=k, which=which, tol=tol)
-    return status.n_converged == k and not _suspicious(state, status)
+    if status.n_converged < k:
+        return False
+    return not _suspicious(state, status) or (state.verifying and _confirmed(state, status, which))
+
+
+def _confirmed(state: _Krylov, status: _Status, which: str) -> bool:
+    """Whether a verification cycle has already confirmed the values it set out to confirm.
+
+    It has once the wanted values are unchanged and the best value after them (one at each end
+    for ``"BE"``) has converged too: the fresh vector's Krylov space then found nothing beyond
+    the wanted set, as a full cycle would conclude, without the rest of the cycle.
+    """
+    values = np.sort(status.values[status.wanted])
+    previous = state.verified_values
+    if previous is None or not np.allclose(values, previous, rtol=0.0, atol=status.threshold):
+        return False
+    extended = preference_order(status.values, which)[
+        : status.wanted.shape[0] + 1 + (which == "BE")
+    ]
+    return bool(np.all(status.estimates[extended] <= status.threshold))
 
 
 def _expand(
@@ -462,6 +482,7 @@ def _restart(
     ]
     unconverged_wanted = [int(a) for a in wanted_active if int(a) not in newly_locked]
     fresh = fresh and not unconverged_wanted
+    state.verifying = fresh
     room = ncv - n_locked - len(newly_locked)
     n_keep = (
         0 if fresh else min(room - 1, max(len(unconverged_wanted), 1, int(room * _KEEP_FRACTION)))

@@ -185,6 +185,17 @@ def test_stops_as_soon_as_the_wanted_pairs_converge() -> None:
     assert np.all(true_residuals <= 1e-10 * 6.0)
 
 
+def test_verification_stops_once_the_next_value_converges() -> None:
+    """A triple top eigenvalue is confirmed from a fresh start without filling a whole basis:
+    the verification stops once the next value (3, well separated) has converged."""
+    diagonal = np.concatenate([np.linspace(0.0, 1.0, 4996), [3.0, 5.0, 5.0, 5.0]])
+    counted = CountingOperator(diagonal)
+    result = spectra.lanczos(counted, k=3, ncv=80, tol=1e-8, seed=0)
+    np.testing.assert_allclose(result.eigenvalues, [5.0, 5.0, 5.0], rtol=1e-12)
+    assert result.all_converged and result.n_restart == 2
+    assert result.n_matvec == counted.products < 80 + 40  # a whole second basis: 80 + 77
+
+
 @pytest.mark.parametrize("tol", [1e-3, 1e-8, 1e-14])
 def test_reported_residuals_are_the_true_ones_at_any_tol(tol: float) -> None:
     """Loose tolerances report the Lanczos relation's residuals without a final product, tight
