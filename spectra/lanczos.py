@@ -138,6 +138,7 @@ def lanczos(
 
 
 def _default_ncv(k: int, n: int) -> int:
+    """ARPACK's (and scipy's) default basis size."""
     return min(n, max(2 * k + 1, 20))
 
 
@@ -261,6 +262,7 @@ class _Status:
 
 
 def _assess(state: _Krylov, m: int, *, k: int, which: str, tol: float) -> _Status:
+    """Solve the projected problem of the first ``m`` rows and count the converged wanted pairs."""
     ritz = _rayleigh_ritz(state, m)
     values = np.concatenate([state.locked_values, ritz.values])
     state.norm_estimate = max(state.norm_estimate, float(np.max(np.abs(values))))
