@@ -434,16 +434,86 @@ def _xtrace(
     host = to_host(xp.concat([*flat, xp.sum(Omega * Omega, axis=0)])).astype(np.float64)
     R_h, H, W = (host[i * s * s : (i + 1) * s * s].reshape(s, s) for i in range(3))
     probe_norms2 = host[3 * s * s :]
-    H = (H + H.T) / 2
-    S = inverse_transpose_columns(R_h)
-    c = np.sum(S * W, axis=0)
-    V = W - S * c
-    residual = np.sum(W * R_h, axis=0) - 2 * np.sum(V * R_h, axis=0) + np.sum(V * (H @ V), axis=0)
-    scale = np.ones(s)
-    if probes == "sphere":
-        scale = (n - s + 1) / (probe_norms2 - np.sum(W * W, axis=0) + c**2)
-    estimates = np.trace(H) - np.sum(S * (H @ S), axis=0) + scale * residual
-    return _estimate(op, float(np.mean(estimates)), _stderr(estimates), 2 * s, "xtrace")
+    sketch = _XTrace(
+        R=R_h,
+        H=(H + H.T) / 2,
+        W=W,
+        S=inverse_transpose_columns(R_h),
+        probe_norms2=probe_norms2 if probes == "sphere" else None,
+        n=n,
+    )
+    estimate = float(np.mean(sketch.estimates()))
+    return _estimate(op, estimate, sketch.jackknife_stderr(), 2 * s, "xtrace")
+
+
+@dataclass(frozen=True)
+class _XTrace:
+    """The host quantities of XTrace from which every leave-one-out and leave-two-out estimate
+    follows in closed form.
+
+    With ``A Omega = Q R``, the approximation from a subset of the probes is ``Q P Q^T A Q P Q^T``,
+    ``P`` the orthogonal projector onto the complement of ``span{s_k : k left out}`` (``s_k`` the
+    normalised columns ``S`` of ``R^{-T}``, orthogonal to the images of every other probe).
+    ``H = Q^T A Q``, ``W = Q^T Omega``, ``probe_norms2`` the squared probe norms for the improved
+    scaling of sphere probes (``None`` for the basic one).
+    """
+
+    R: np.ndarray
+    H: np.ndarray
+    W: np.ndarray
+    S: np.ndarray
+    probe_norms2: np.ndarray | None
+    n: int
+
+    def estimates(self) -> np.ndarray:
+        """Leave-one-out estimates ``tr(Q_i^T A Q_i) + scale_i w_i^T (I - Q_i Q_i^T) A (I - Q_i
+        Q_i^T) w_i``, ``Q_i`` an orthonormal basis of the other probes' images (the paper's)."""
+        R, H, W, S = self.R, self.H, self.W, self.S
+        s = W.shape[1]
+        c = np.sum(S * W, axis=0)
+        V = W - S * c
+        residual = np.sum(W * R, axis=0) - 2 * np.sum(V * R, axis=0) + np.sum(V * (H @ V), axis=0)
+        scale: float | np.ndarray = 1.0
+        if self.probe_norms2 is not None:
+            scale = (self.n - s + 1) / (self.probe_norms2 - np.sum(W * W, axis=0) + c**2)
+        return np.trace(H) - np.sum(S * (H @ S), axis=0) + scale * residual
+
+    def jackknife_stderr(self) -> float:
+        """``sqrt((s-1)/s sum_j (t_j - mean t)^2)``, ``t_j`` XTrace without probe ``j``.
+
+        ``t_j`` is the mean over ``i != j`` of the leave-two-out estimates (entry ``[i, j]``
+        below): ``P`` loses the plane of ``s_i`` and ``s_j``, and probe ``i``'s coordinates
+        ``w_i`` lose their projection ``g_i s_i + g_j s_j`` onto it, with ``(g_i, g_j)`` the
+        solution of the plane's 2 x 2 Gram system (``cos_ij = s_i^T s_j``).
+        """
+        R, H, W, S = self.R, self.H, self.W, self.S
+        s = W.shape[1]
+        off = ~np.eye(s, dtype=bool)
+        cos = S.T @ S
+        sin2 = np.where(off, 1.0 - cos**2, 1.0)
+        SH = S.T @ H
+        h = SH @ S
+        d = np.diag(h)
+        SW, SR, SHW = S.T @ W, S.T @ R, SH @ W
+        a, b = np.diag(SW)[:, None], SW.T
+        g_i, g_j = (a - cos * b) / sin2, (b - cos * a) / sin2
+        captured = (d[:, None] + d[None, :] - 2 * cos * h) / sin2
+        wR = np.sum(W * R, axis=0)[:, None]
+        vR = wR - g_i * np.diag(SR)[:, None] - g_j * SR.T
+        vHv = (
+            np.sum(W * (H @ W), axis=0)[:, None]
+            - 2 * (g_i * np.diag(SHW)[:, None] + g_j * SHW.T)
+            + g_i**2 * d[:, None]
+            + 2 * g_i * g_j * h
+            + g_j**2 * d[None, :]
+        )
+        scale: float | np.ndarray = 1.0
+        if self.probe_norms2 is not None:
+            outside = (self.probe_norms2 - np.sum(W * W, axis=0))[:, None]
+            scale = (self.n - s + 2) / (outside + g_i * a + g_j * b)
+        pairs = np.trace(H) - captured + scale * (wR - 2 * vR + vHv)
+        dropped = np.sum(np.where(off, pairs, 0.0), axis=0) / (s - 1)
+        return float(np.sqrt((s - 1) / s * np.sum((dropped - np.mean(dropped)) ** 2)))
 
 
 def _xnystrace(
