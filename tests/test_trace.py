@@ -108,30 +108,39 @@ def test_xtrace_stderr_is_honest_at_larger_budgets(spectrum: str, num_matvecs: i
     assert coverage("xtrace", spectrum, num_matvecs=num_matvecs) >= 0.95
 
 
-def xtrace_by_definition(A: np.ndarray, Omega: np.ndarray) -> float:
-    """XTrace with resphered scaling from dense algebra: the mean over probes ``i`` of
-    ``tr(Q_i^T A Q_i) + (n - s + 1) / ||r_i||^2 * r_i^T A r_i``, ``Q_i`` an orthonormal basis of
-    the other probes' images and ``r_i = (I - Q_i Q_i^T) w_i``."""
+def xtrace_by_definition(A: np.ndarray, Omega: np.ndarray, *, resphered: bool) -> float:
+    """XTrace from dense algebra: the mean over probes ``i`` of ``tr(Q_i^T A Q_i) + scale_i *
+    r_i^T A r_i``, ``Q_i`` an orthonormal basis of the other probes' images, ``r_i = (I - Q_i
+    Q_i^T) w_i`` and ``scale_i = (n - s + 1) / ||r_i||^2`` if ``resphered``, else 1."""
     n, s = Omega.shape
     estimates = []
     for i in range(s):
         Q, _ = np.linalg.qr(A @ np.delete(Omega, i, axis=1))
         residual = Omega[:, i] - Q @ (Q.T @ Omega[:, i])
-        scale = (n - s + 1) / (residual @ residual)
+        scale = (n - s + 1) / (residual @ residual) if resphered else 1.0
         estimates.append(np.trace(Q.T @ A @ Q) + scale * (residual @ A @ residual))
     return float(np.mean(estimates))
 
 
-def test_xtrace_estimate_and_jackknife_match_their_definitions() -> None:
+@pytest.mark.parametrize("probes", ["sphere", "gaussian"])
+def test_xtrace_estimate_and_jackknife_match_their_definitions(probes: str) -> None:
     from spectra._random import make_rng
     from spectra.trace import draw_probes
 
     A = matrix("indefinite")[:40, :40]
     s = 6
-    result = spectra.trace(A, method="xtrace", num_matvecs=2 * s, seed=4)
-    Omega = draw_probes(make_rng(4), (40, s), "sphere", spectra.aslinearoperator(A))
-    assert float(result) == pytest.approx(xtrace_by_definition(A, Omega), rel=1e-10)
-    dropped = np.array([xtrace_by_definition(A, np.delete(Omega, j, axis=1)) for j in range(s)])
+    result = spectra.trace(A, method="xtrace", num_matvecs=2 * s, seed=4, probes=probes)
+    Omega = draw_probes(make_rng(4), (40, s), probes, spectra.aslinearoperator(A))
+    resphered = probes == "sphere"
+    assert float(result) == pytest.approx(
+        xtrace_by_definition(A, Omega, resphered=resphered), rel=1e-10
+    )
+    dropped = np.array(
+        [
+            xtrace_by_definition(A, np.delete(Omega, j, axis=1), resphered=resphered)
+            for j in range(s)
+        ]
+    )
     jackknife = np.sqrt((s - 1) / s * np.sum((dropped - dropped.mean()) ** 2))
     assert float(result.stderr) == pytest.approx(jackknife, rel=1e-8)
 
