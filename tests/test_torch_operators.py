@@ -494,3 +494,23 @@ def test_lobpcg_extremes_match_dense_eigh(which: str) -> None:
     np.testing.assert_allclose(
         np.sort(result.eigenvalues.numpy()), expected, rtol=0, atol=1e-6 * np.abs(values).max()
     )
+
+
+@pytest.mark.parametrize("tol", [1e-2, 1e-3, 1e-4])
+def test_float32_lanczos_reports_the_true_residuals(tol: float) -> None:
+    """A float32 Hessian: the residuals Lanczos reports (the Lanczos relation's when they clear
+    ``tol`` by far more than rounding, else recomputed) are the true ones, and below ``tol``."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    X = torch.tensor(digits.data[:300] / 16.0, dtype=torch.float32)
+    y = torch.tensor(digits.target[:300])
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 10))
+    op = st.HessianOperator(model, nn.CrossEntropyLoss(), (X, y))
+    result = spectra.lanczos(op, k=8, which="LA", tol=tol, seed=0)
+    Y = result.eigenvectors
+    true = torch.linalg.vector_norm(op.matmat(Y) - Y * result.eigenvalues, dim=0)
+    threshold = tol * result.norm_estimate
+    assert result.all_converged and bool((true <= threshold).all())
+    assert float((result.residual_norms - true).abs().max()) <= 0.05 * threshold
