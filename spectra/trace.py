@@ -514,9 +514,7 @@ class _XTrace:
         if self.probe_norms2 is not None:
             outside = (self.probe_norms2 - np.sum(W * W, axis=0))[:, None]
             scale = (self.n - s + 2) / (outside + g_i * a + g_j * b)
-        pairs = np.trace(H) - captured + scale * (wR - 2 * vR + vHv)
-        dropped = np.sum(np.where(off, pairs, 0.0), axis=0) / (s - 1)
-        return float(np.sqrt((s - 1) / s * np.sum((dropped - np.mean(dropped)) ** 2)))
+        return _jackknife_stderr(np.trace(H) - captured + scale * (wR - 2 * vR + vHv))
 
 
 def _xnystrace(
@@ -617,9 +615,20 @@ class _Nystrom:
             g = self.probe_gram_inverse
             d = np.diag(g)
             scale = (self.n - m + 2) * (d[:, None] - g**2 / d[None, :])
-        pairs = self.total - plane + scale / (self.z_norms2[:, None] * sin2) - self.shift * self.n
-        dropped = np.sum(np.where(off, pairs, 0.0), axis=0) / (m - 1)
-        return float(np.sqrt((m - 1) / m * np.sum((dropped - np.mean(dropped)) ** 2)))
+        return _jackknife_stderr(
+            self.total - plane + scale / (self.z_norms2[:, None] * sin2) - self.shift * self.n
+        )
+
+
+def _jackknife_stderr(pairs: np.ndarray) -> float:
+    """Jackknife standard error from the leave-two-out estimates ``pairs[i, j]`` (probe ``i``'s
+    term without probes ``i`` and ``j``; the diagonal is ignored): ``t_j``, the estimator without
+    probe ``j``, is the mean of column ``j``, and the error ``sqrt((m-1)/m sum_j (t_j - mean
+    t)^2)`` (Efron and Stein 1981)."""
+    m = pairs.shape[0]
+    off = ~np.eye(m, dtype=bool)
+    dropped = np.sum(np.where(off, pairs, 0.0), axis=0) / (m - 1)
+    return float(np.sqrt((m - 1) / m * np.sum((dropped - np.mean(dropped)) ** 2)))
 
 
 _ESTIMATORS: dict[str, Callable[..., TraceEstimate]] = {
