@@ -301,9 +301,7 @@ def _confirmed(state: _Krylov, status: _Status, which: str) -> bool:
     for ``"BE"``) has converged too: the fresh vector's Krylov space then found nothing beyond
     the wanted set, as a full cycle would conclude, without the rest of the cycle.
     """
-    values = np.sort(status.values[status.wanted])
-    previous = state.verified_values
-    if previous is None or not np.allclose(values, previous, rtol=0.0, atol=status.threshold):
+    if not _unchanged(state.verified_values, status):
         return False
     extended = preference_order(status.values, which)[
         : status.wanted.shape[0] + 1 + (which == "BE")
@@ -396,12 +394,15 @@ def _needs_verification(state: _Krylov, status: _Status) -> bool:
     orthogonal to the basis, which has a component in every copy not yet found, and stops only
     when that leaves the wanted values unchanged.
     """
-    values = np.sort(status.values[status.wanted])
     previous = state.verified_values
-    state.verified_values = values
-    if not _suspicious(state, status):
-        return False
-    return previous is None or not np.allclose(values, previous, rtol=0.0, atol=status.threshold)
+    state.verified_values = np.sort(status.values[status.wanted])
+    return _suspicious(state, status) and not _unchanged(previous, status)
+
+
+def _unchanged(previous: np.ndarray | None, status: _Status) -> bool:
+    """Whether the wanted values equal ``previous`` (sorted) to within the threshold."""
+    values = np.sort(status.values[status.wanted])
+    return previous is not None and np.allclose(values, previous, rtol=0.0, atol=status.threshold)
 
 
 def _suspicious(state: _Krylov, status: _Status) -> bool:
