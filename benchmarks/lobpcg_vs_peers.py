@@ -183,7 +183,7 @@ def run_spectra(case: Case, X0: np.ndarray | None) -> tuple[Any, ...]:
     result = spectra.lobpcg(
         case.A, case.k, which=case.which, tol=case.rtol, M=case.M, maxiter=500, seed=0, X=X0
     )
-    return result.eigenvalues, result.eigenvectors, result.n_restart, result.n_matvec
+    return result.eigenvalues, result.eigenvectors, result.n_iter, result.n_matvec
 
 
 def run_scipy_lobpcg(case: Case, X0: np.ndarray, norm: float) -> tuple[Any, ...]:

@@ -43,13 +43,14 @@ def check_positive_int(value: Any, *, name: str) -> int:
     return int(value)
 
 
-def resolve_tol(tol: Any, *, eps: float) -> float:
-    """``tol`` is a relative residual; ``None`` or 0 means ``eps ** (2/3)`` (ARPACK's floor)."""
-    if tol is None or (isinstance(tol, numbers.Real) and tol == 0):
-        return float(eps ** (2.0 / 3.0))
-    if not isinstance(tol, numbers.Real) or not np.isfinite(float(tol)) or tol < 0:
-        raise ValueError(f"tol must be a finite non-negative number or None; got {tol!r}")
-    return float(tol)
+def check_finite(host: np.ndarray, *, where: str) -> np.ndarray:
+    """Raise ``FloatingPointError`` naming ``where`` unless every entry of ``host`` is finite.
+
+    The one home of the non-finite check: every product's host coefficients pass through here.
+    """
+    if not np.all(np.isfinite(host)):
+        raise FloatingPointError(f"the operator returned non-finite values {where}")
+    return host
 
 
 def check_start_vector(v0: Any, op: LinearOperator, *, name: str = "v0") -> Array:

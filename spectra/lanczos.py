@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
+from spectra._convergence import resolve_tol
 from spectra._namespace import Array, from_host, machine_epsilon, set_block, to_host
 from spectra._progress import progress_bar
 from spectra._random import Seed, gaussian, make_rng
@@ -45,7 +46,6 @@ from spectra._validation import (
     check_positive_int,
     check_start_vector,
     check_which,
-    resolve_tol,
 )
 from spectra.dense import dense_eigensolve, preference_order, select_wanted
 from spectra.operators import LinearOperator, aslinearoperator
@@ -604,9 +604,10 @@ def _relation_result(
         eigenvalues=from_host(xp, status.values[ascending], dtype=op.dtype, device=op.device),
         eigenvectors=Y,
         residual_norms=from_host(xp, status.estimates[ascending], dtype=op.dtype, device=op.device),
+        error_bounds=from_host(xp, status.estimates[ascending], dtype=op.dtype, device=op.device),
         converged=xp.ones(ascending.shape[0], dtype=xp.bool, device=op.device),
         n_matvec=state.n_matvec,
-        n_restart=restarts,
+        n_iter=restarts,
         tol=tol,
         norm_estimate=state.norm_estimate,
         which=which,
@@ -663,9 +664,10 @@ def ritz_result(
         eigenvalues=values,
         eigenvectors=Y,
         residual_norms=residuals,
+        error_bounds=residuals,
         converged=xp.asarray(converged, device=op.device),
         n_matvec=n_matvec + k,
-        n_restart=restarts,
+        n_iter=restarts,
         tol=tol,
         norm_estimate=norm_estimate,
         which=which,

@@ -47,10 +47,11 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
+from spectra._convergence import resolve_tol
 from spectra._namespace import Array, from_host, machine_epsilon, to_host
 from spectra._progress import progress_bar
 from spectra._random import Seed, gaussian, make_rng
-from spectra._validation import check_k, check_positive_int, check_which, resolve_tol
+from spectra._validation import check_k, check_positive_int, check_which
 from spectra.dense import dense_eigensolve, preference_order
 from spectra.operators import LinearOperator, aslinearoperator
 from spectra.results import EigenResult, IterationInfo, warn_unconverged
@@ -662,9 +663,10 @@ def _result(
         eigenvalues=xp.take(values, index),
         eigenvectors=xp.take(Y, index, axis=1),
         residual_norms=xp.take(residuals, index),
+        error_bounds=xp.take(residuals, index),
         converged=xp.asarray(converged[order], device=op.device),
         n_matvec=state.n_matvec,
-        n_restart=iterations,
+        n_iter=iterations,
         tol=tol,
         norm_estimate=norm_estimate,
         which=which,

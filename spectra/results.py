@@ -21,21 +21,29 @@ class ConvergenceWarning(UserWarning):
 class EigenResult:
     """Eigenpairs from an iterative solver, in ascending order of eigenvalue.
 
-    ``residual_norms`` are true residuals ``||A v - lambda v||`` computed with the operator, and
-    ``converged`` is earned from them: ``residual_norms <= tol * norm_estimate``, where
-    ``norm_estimate`` is a lower bound on ``||A||_2`` gathered during the run.
+    ``residual_norms`` are residuals ``||A v - lambda v||`` (true ones, or the Lanczos
+    relation's where they clear the tolerance by far more than its rounding error);
+    ``error_bounds`` bound each eigenvalue's error by ``min(r, r**2 / gap)`` (the quadratic term
+    where a gap to the other Ritz values is known); ``converged`` is earned from them by the one
+    rule of :mod:`spectra._convergence`: ``error_bound <= max(tol * |lambda|, 100 eps ||A||)``,
+    with ``norm_estimate`` a lower bound on ``||A||_2`` gathered during the run. ``verified`` is
+    False when a copy of a repeated eigenvalue could still be missing from the result (the
+    solver says so with a :class:`ConvergenceWarning`). ``n_iter`` counts what ``maxiter``
+    limits: restart cycles (Lanczos) or iterations (LOBPCG).
     """
 
     eigenvalues: Array
     eigenvectors: Array | None
     residual_norms: Array
+    error_bounds: Array
     converged: Array
     n_matvec: int
-    n_restart: int
+    n_iter: int
     tol: float
     norm_estimate: float
     which: str
     method: str
+    verified: bool = True
 
     @property
     def all_converged(self) -> bool:
@@ -48,23 +56,26 @@ class EigenResult:
         k = int(to_host(self.converged).shape[0])
         return (
             f"EigenResult(method={self.method!r}, which={self.which!r}, k={k}, "
-            f"converged={n_ok}/{k}, n_matvec={self.n_matvec}, n_restart={self.n_restart},\n"
+            f"converged={n_ok}/{k}, n_matvec={self.n_matvec}, n_iter={self.n_iter}, "
+            f"verified={self.verified},\n"
             f"  eigenvalues={values},\n"
-            f"  max relative residual={self._max_relative_residual():.2e} (tol={self.tol:.1e}))"
+            f"  max relative error bound={self._max_relative_error():.2e} (tol={self.tol:.1e}))"
         )
 
-    def _max_relative_residual(self) -> float:
-        residuals = to_host(self.residual_norms)
-        if residuals.size == 0 or self.norm_estimate == 0.0:
+    def _max_relative_error(self) -> float:
+        bounds = to_host(self.error_bounds).astype(np.float64)
+        values = np.abs(to_host(self.eigenvalues).astype(np.float64))
+        if bounds.size == 0:
             return 0.0
-        return float(np.max(residuals) / self.norm_estimate)
+        scale = np.maximum(values, np.finfo(np.float64).tiny)
+        return float(np.max(bounds / scale))
 
 
 @dataclass(frozen=True)
 class IterationInfo:
     """What a ``callback`` sees after each restart (Lanczos) or iteration (LOBPCG), on the host.
 
-    ``iteration`` counts from 1 and ends at the result's ``n_restart``.
+    ``iteration`` counts from 1 and ends at the result's ``n_iter``.
     """
 
     iteration: int

@@ -122,7 +122,7 @@ def test_k_close_to_n_falls_back_to_a_dense_solve(k: int) -> None:
     eigenvalues = np.linspace(-1.0, 1.0, 10)
     A, _ = random_symmetric(eigenvalues, seed=8)
     result = spectra.lanczos(A, k=k, which="SA", seed=0)
-    assert result.n_matvec == 10 and result.n_restart == 0
+    assert result.n_matvec == 10 and result.n_iter == 0
     np.testing.assert_allclose(to_host(result.eigenvalues), eigenvalues[:k], atol=1e-12)
 
 
@@ -177,7 +177,7 @@ def test_stops_as_soon_as_the_wanted_pairs_converge() -> None:
     diagonal = np.concatenate([np.linspace(0.0, 1.0, 100_000 - 5), top])
     counted = CountingOperator(diagonal)
     result = spectra.lanczos(counted, k=5, ncv=200, tol=1e-10, seed=0)
-    assert result.all_converged and result.n_restart == 1
+    assert result.all_converged and result.n_iter == 1
     assert result.n_matvec == counted.products < 100
     np.testing.assert_allclose(result.eigenvalues, top, rtol=1e-12)
     vectors = result.eigenvectors
@@ -192,7 +192,7 @@ def test_verification_stops_once_the_next_value_converges() -> None:
     counted = CountingOperator(diagonal)
     result = spectra.lanczos(counted, k=3, ncv=80, tol=1e-8, seed=0)
     np.testing.assert_allclose(result.eigenvalues, [5.0, 5.0, 5.0], rtol=1e-12)
-    assert result.all_converged and result.n_restart == 2
+    assert result.all_converged and result.n_iter == 2
     assert result.n_matvec == counted.products < 80 + 40  # a whole second basis: 80 + 77
 
 
@@ -224,7 +224,7 @@ def test_callback_sees_each_restart_and_progress_bar_runs(
     A, _ = random_symmetric(np.linspace(0.0, 1.0, 200), seed=11)
     seen: list[spectra.IterationInfo] = []
     result = spectra.lanczos(A, k=3, seed=0, callback=seen.append, progress=True)
-    assert [info.iteration for info in seen] == list(range(1, result.n_restart + 1))
+    assert [info.iteration for info in seen] == list(range(1, result.n_iter + 1))
     assert seen[-1].n_converged == 3 and seen[0].n_matvec < seen[-1].n_matvec
     assert "lanczos" in capsys.readouterr().err
 

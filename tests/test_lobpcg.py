@@ -149,7 +149,7 @@ def test_exact_initial_guess_converges_at_once(backend: Backend) -> None:
     matrix, Q = random_symmetric(eigenvalues, seed=11)
     result = spectra.lobpcg(backend.asarray(matrix), k=3, which="SA", X=backend.asarray(Q[:, :3]))
     _check_against_dense(result, matrix, "SA", rtol=1e-9)
-    assert result.n_restart == 1
+    assert result.n_iter == 1
     assert result.n_matvec == 6  # the start block and the check of its true residuals
 
 
@@ -170,7 +170,7 @@ def test_good_initial_guess_saves_iterations() -> None:
     guessed = spectra.lobpcg(matrix, k=4, which="LA", X=vectors + noise)
     cold = spectra.lobpcg(matrix, k=4, which="LA", block_size=4, seed=8)
     _check_against_dense(guessed, matrix, "LA", rtol=1e-9)
-    assert guessed.n_restart < cold.n_restart / 2
+    assert guessed.n_iter < cold.n_iter / 2
 
 
 def _diagonally_dominant(n: int, *, seed: int) -> np.ndarray:
@@ -188,7 +188,7 @@ def test_jacobi_preconditioner_cuts_iterations(as_operator: bool) -> None:
     preconditioned = spectra.lobpcg(matrix, k=3, which="SA", seed=9, M=M)
     _check_against_dense(plain, matrix, "SA", rtol=1e-9)
     _check_against_dense(preconditioned, matrix, "SA", rtol=1e-9)
-    assert preconditioned.n_restart * 3 <= plain.n_restart
+    assert preconditioned.n_iter * 3 <= plain.n_iter
     assert preconditioned.n_matvec * 3 <= plain.n_matvec
 
 
@@ -198,7 +198,7 @@ def test_one_matmat_per_iteration() -> None:
     result = spectra.lobpcg(counting, k=4, which="SA", seed=10)
     assert result.all_converged
     # start block, one product per iteration, and re-checks of claimed convergence (at most 2)
-    assert result.n_restart <= len(counting.calls) <= result.n_restart + 2
+    assert result.n_iter <= len(counting.calls) <= result.n_iter + 2
     assert sum(counting.calls) == result.n_matvec
 
 
@@ -207,7 +207,7 @@ def test_stall_returns_best_iterate_with_warning() -> None:
     matrix, _ = random_symmetric(eigenvalues, seed=19)
     with pytest.warns(ConvergenceWarning, match="lobpcg: only 0 of 3 eigenpairs converged"):
         result = spectra.lobpcg(matrix, k=3, which="LA", tol=1e-30, seed=11)
-    assert result.n_restart < 500  # stopped by the stall rule, not by maxiter
+    assert result.n_iter < 500  # stopped by the stall rule, not by maxiter
     assert not np.any(to_host(result.converged))
     expected, _ = _reference(matrix, 3, "LA")
     np.testing.assert_allclose(to_host(result.eigenvalues), expected, rtol=0, atol=1e-12)
@@ -241,7 +241,7 @@ def test_callback_sees_every_iteration() -> None:
     matrix, _ = random_symmetric(eigenvalues, seed=24)
     seen: list[IterationInfo] = []
     result = spectra.lobpcg(matrix, k=2, which="LA", seed=13, callback=seen.append)
-    assert [info.iteration for info in seen] == list(range(1, result.n_restart + 1))
+    assert [info.iteration for info in seen] == list(range(1, result.n_iter + 1))
     assert seen[-1].n_converged == 2
     assert all(a.n_matvec < b.n_matvec for a, b in itertools.pairwise(seen))
 
