@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -84,6 +85,23 @@ class IterationInfo:
     residual_estimates: np.ndarray
     n_converged: int
     norm_estimate: float
+
+
+def notify(callback: Callable[[IterationInfo], Any] | None, info: IterationInfo) -> bool:
+    """Call a solver's ``callback``; whether it asked the solver to stop.
+
+    The one rule of every solver: a callback that returns ``True`` stops the run after the
+    current iteration. The result is returned as it stands (each pair's ``converged`` still
+    earned from its residual) and no :class:`ConvergenceWarning` is issued, since the caller
+    chose to stop. Any other return value (``None`` included) lets the run continue.
+    """
+    return callback is not None and callback(info) is True
+
+
+def check_callback(callback: Any) -> None:
+    """``callback`` must be None or callable."""
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None; got {type(callback).__name__}")
 
 
 def warn_unconverged(method: str, n_converged: int, k: int, detail: Any) -> None:
