@@ -53,9 +53,19 @@ def set_block(target: Array, index: tuple[slice, slice], block: Array) -> Array:
     return target.at[index].set(block)
 
 
-def is_real_floating(xp: ModuleType, dtype: Any) -> bool:
-    """Whether ``dtype`` is a real floating dtype of ``xp``."""
-    return bool(xp.isdtype(dtype, "real floating"))
+def is_floating(xp: ModuleType, dtype: Any) -> bool:
+    """Whether ``dtype`` is a real or complex floating dtype of ``xp``."""
+    return bool(xp.isdtype(dtype, ("real floating", "complex floating")))
+
+
+def is_complex(xp: ModuleType, dtype: Any) -> bool:
+    """Whether ``dtype`` is a complex floating dtype of ``xp`` (a Hermitian operator's)."""
+    return bool(xp.isdtype(dtype, "complex floating"))
+
+
+def real_dtype(xp: ModuleType, dtype: Any, *, device: Any) -> Any:
+    """The real dtype of the same precision (``complex64`` -> ``float32``): eigenvalues' dtype."""
+    return xp.real(xp.zeros((0,), dtype=dtype, device=device)).dtype
 
 
 def default_float(xp: ModuleType, device: Any) -> Any:
@@ -65,7 +75,7 @@ def default_float(xp: ModuleType, device: Any) -> Any:
 
 
 def machine_epsilon(xp: ModuleType, dtype: Any) -> float:
-    """Unit round-off of a real floating dtype of ``xp``."""
+    """Unit round-off of a real or complex floating dtype of ``xp``."""
     return float(xp.finfo(dtype).eps)
 
 

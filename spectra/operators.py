@@ -24,7 +24,7 @@ from spectra._namespace import (
     device_of,
     from_host,
     host_dtype,
-    is_real_floating,
+    is_floating,
     namespace_of,
     to_host,
 )
@@ -66,8 +66,10 @@ class LinearOperator:
         n_rows, n_cols = (int(s) for s in shape)
         if n_rows != n_cols:
             raise ValueError(f"operator shape must be square (n, n); got {shape}")
-        if not is_real_floating(xp, dtype):
-            raise TypeError(f"operator dtype must be a real floating dtype; got {dtype}")
+        if not is_floating(xp, dtype):
+            raise TypeError(
+                f"operator dtype must be a real or complex floating dtype; got {dtype}"
+            )
         self.shape = (n_rows, n_cols)
         self.dtype = (
             np.dtype(dtype) if isinstance(dtype, type) and issubclass(dtype, np.generic) else dtype
@@ -174,10 +176,6 @@ class DenseOperator(LinearOperator):
             raise ValueError(f"A must be a square 2-D array; got shape {tuple(A.shape)}")
         if xp.isdtype(A.dtype, ("integral", "bool")):
             A = xp.astype(A, xp.float64)
-        elif xp.isdtype(A.dtype, "complex floating"):
-            raise TypeError(
-                f"A must be real; got dtype {A.dtype} (Hermitian input is not supported)"
-            )
         super().__init__(shape=tuple(A.shape), dtype=A.dtype, device=device_of(A), xp=xp)
         self.array = A
 
