@@ -11,15 +11,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from spectra._namespace import Array
+import numpy as np
 
-__all__ = ["conjugate_transpose", "project_out"]
+from spectra._namespace import Array, is_complex, to_host
+from spectra._validation import check_finite
+from spectra.operators import LinearOperator
+
+__all__ = ["conjugate_transpose", "project_out", "rayleigh_residuals"]
+
+# Columns whose residuals are formed at once in rayleigh_residuals: bounds its temporaries.
+_RESIDUAL_CHUNK = 4
 
 
 def conjugate_transpose(xp: Any, Q: Array) -> Array:
     """``Q^H`` over the last two axes (``Q^T`` for real arrays)."""
-    transposed = xp.matrix_transpose(Q)
-    return xp.conj(transposed) if xp.isdtype(Q.dtype, "complex floating") else transposed
+    return _conj(xp, xp.matrix_transpose(Q))
+
+
+def _conj(xp: Any, X: Array) -> Array:
+    return xp.conj(X) if is_complex(xp, X.dtype) else X
 
 
 def project_out(xp: Any, Q: Array, W: Array, *, passes: int = 2) -> tuple[Array, Array]:
@@ -37,3 +47,25 @@ def project_out(xp: Any, Q: Array, W: Array, *, passes: int = 2) -> tuple[Array,
         total = coefficients if total is None else total + coefficients
     assert total is not None
     return W, total
+
+
+def rayleigh_residuals(op: LinearOperator, Y: Array) -> tuple[np.ndarray, np.ndarray, float]:
+    """Rayleigh quotients and true residual norms ``||A y - theta y||`` of orthonormal columns
+    ``Y`` (one ``matmat``, one host transfer), and the largest ``||A y||`` (a bound from below on
+    ``||A||``)."""
+    xp = op.xp
+    AY = op.matmat(Y)
+    k = Y.shape[1]
+    values = xp.sum(_conj(xp, Y) * AY, axis=0)
+    values = xp.real(values) if is_complex(xp, values.dtype) else values
+    chunks = [slice(c, min(c + _RESIDUAL_CHUNK, k)) for c in range(0, k, _RESIDUAL_CHUNK)]
+    residuals = xp.concat(
+        [xp.linalg.vector_norm(AY[:, c] - Y[:, c] * values[None, c], axis=0) for c in chunks]
+    )
+    norms = xp.linalg.vector_norm(AY, axis=0)
+    del AY
+    host = check_finite(
+        to_host(xp.concat([values, residuals, norms])).astype(np.float64),
+        where="on the final Ritz vectors",
+    )
+    return host[:k], host[k : 2 * k], float(np.max(host[2 * k :], initial=0.0))

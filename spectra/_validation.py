@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from spectra._namespace import Array, from_host, to_host
+from spectra._namespace import Array, from_host, is_complex, to_host
 from spectra.operators import LinearOperator
 
 WHICH = ("LA", "SA", "LM", "BE")
@@ -53,14 +53,35 @@ def check_finite(host: np.ndarray, *, where: str) -> np.ndarray:
     return host
 
 
+# Asymmetry of a projected matrix, relative to ||A||, above which an operator is refused: far
+# above the rounding of the products (~sqrt(n) eps), far below any genuinely non-symmetric one.
+_ASYMMETRY = 10.0
+
+
+def check_hermitian(asymmetry: float, *, norm: float, eps: float, where: str) -> None:
+    """Raise ``ValueError`` when a projected matrix ``Q^H A Q`` is not Hermitian.
+
+    ``asymmetry`` is ``max |H - H^H|`` of a matrix the solver formed anyway, so the check costs
+    no product; the limit is ``10 sqrt(eps) ||A||``.
+    """
+    if asymmetry > _ASYMMETRY * np.sqrt(eps) * norm:
+        raise ValueError(
+            f"A is not symmetric (Hermitian): its projection {where} differs from its transpose "
+            f"by {asymmetry / max(norm, np.finfo(float).tiny):.1e} relative to ||A||; these "
+            "solvers need A == A^H"
+        )
+
+
 def check_start_vector(v0: Any, op: LinearOperator, *, name: str = "v0") -> Array:
     """A nonzero finite vector of length n, moved to the operator's namespace and device."""
-    host = to_host(v0) if not isinstance(v0, (list, tuple)) else np.asarray(v0, dtype=float)
+    host = to_host(v0) if not isinstance(v0, (list, tuple)) else np.asarray(v0)
     n = op.shape[0]
+    if np.iscomplexobj(host) and not is_complex(op.xp, op.dtype):
+        raise TypeError(f"{name} must be real for an operator of dtype {op.dtype}; got {host.dtype}")
     if host.shape != (n,):
         raise ValueError(f"{name} must have shape ({n},); got {host.shape}")
     if not np.all(np.isfinite(host)):
         raise ValueError(f"{name} must be finite")
     if not np.any(host):
         raise ValueError(f"{name} must be nonzero")
-    return from_host(op.xp, np.asarray(host, dtype=np.float64), dtype=op.dtype, device=op.device)
+    return from_host(op.xp, np.asarray(host), dtype=op.dtype, device=op.device)

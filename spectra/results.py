@@ -9,7 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from spectra._namespace import Array, to_host
+from spectra._convergence import converged as is_converged
+from spectra._convergence import error_bounds
+from spectra._namespace import Array, from_host, machine_epsilon, real_dtype, to_host
+from spectra.operators import LinearOperator
 
 __all__ = ["ConvergenceWarning", "EigenResult", "IterationInfo"]
 
@@ -111,4 +114,63 @@ def warn_unconverged(method: str, n_converged: int, k: int, detail: Any) -> None
         "returned with converged=False",
         ConvergenceWarning,
         stacklevel=3,
+    )
+
+
+def eigen_result(
+    op: LinearOperator,
+    *,
+    values: np.ndarray,
+    vectors: Array | None,
+    residuals: np.ndarray,
+    others: np.ndarray,
+    other_residuals: np.ndarray,
+    tol: float,
+    norm: float,
+    n_matvec: int,
+    n_iter: int,
+    which: str,
+    method: str,
+    verified: bool,
+    stopped: bool = False,
+) -> EigenResult:
+    """The one way a solver's pairs become an :class:`EigenResult`.
+
+    ``values``/``residuals`` (host) belong to the columns of ``vectors``; ``others`` are the
+    solver's remaining Ritz values with their residuals, which give the gaps of the error bounds.
+    Pairs are sorted ascending, judged by the rule of :mod:`spectra._convergence`, moved to the
+    operator's namespace; unconverged pairs (unless the caller ``stopped`` the run) and an
+    unverified completeness each raise a :class:`ConvergenceWarning`.
+    """
+    eps = machine_epsilon(op.xp, op.dtype)
+    bounds = error_bounds(values, residuals, others=others, other_residuals=other_residuals)
+    ok = is_converged(values, bounds, tol=tol, norm=norm, eps=eps)
+    order = np.argsort(values, kind="stable")
+    k = values.shape[0]
+    if not stopped and not np.all(ok):
+        warn_unconverged(method, int(np.count_nonzero(ok)), k, f"after {n_iter} iterations")
+    if not stopped and not verified:
+        warnings.warn(
+            f"{method}: completeness not verified (maxiter ran out first): a copy of a repeated "
+            "eigenvalue may be missing from the result (verified=False)",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    xp = op.xp
+    real = real_dtype(xp, op.dtype, device=op.device)
+    if vectors is not None and np.any(order != np.arange(k)):
+        vectors = xp.take(vectors, xp.asarray(order, device=op.device), axis=1)
+    return EigenResult(
+        eigenvalues=from_host(xp, values[order], dtype=real, device=op.device),
+        eigenvectors=vectors,
+        residual_norms=from_host(xp, residuals[order], dtype=real, device=op.device),
+        error_bounds=from_host(xp, bounds[order], dtype=real, device=op.device),
+        converged=xp.asarray(ok[order], device=op.device),
+        n_matvec=n_matvec,
+        n_iter=n_iter,
+        tol=tol,
+        norm_estimate=norm,
+        which=which,
+        method=method,
+        verified=verified,
     )
