@@ -14,6 +14,7 @@ from spectra.operators import (
     aslinearoperator,
     deflate,
     identity_like,
+    register_converter,
 )
 from spectra.results import ConvergenceWarning, EigenResult, IterationInfo
 from spectra.trace import TraceEstimate, trace
@@ -40,6 +41,7 @@ __all__ = [
     "lanczos",
     "lobpcg",
     "materialize",
+    "register_converter",
     "slq",
     "testing",
     "trace",

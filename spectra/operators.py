@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import importlib
 import numbers
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Protocol, runtime_checkable
 
@@ -41,6 +44,7 @@ __all__ = [
     "aslinearoperator",
     "deflate",
     "identity_like",
+    "register_converter",
 ]
 
 
@@ -67,9 +71,7 @@ class LinearOperator:
         if n_rows != n_cols:
             raise ValueError(f"operator shape must be square (n, n); got {shape}")
         if not is_floating(xp, dtype):
-            raise TypeError(
-                f"operator dtype must be a real or complex floating dtype; got {dtype}"
-            )
+            raise TypeError(f"operator dtype must be a real or complex floating dtype; got {dtype}")
         self.shape = (n_rows, n_cols)
         self.dtype = (
             np.dtype(dtype) if isinstance(dtype, type) and issubclass(dtype, np.generic) else dtype
@@ -202,24 +204,6 @@ class _ScipyOperator(LinearOperator):
         return np.asarray(Y, dtype=self.dtype) if Y.dtype.kind in "iub" else np.asarray(Y)
 
 
-class _CupyxOperator(LinearOperator):
-    """A cupyx sparse matrix or cupyx ``LinearOperator`` on its GPU."""
-
-    def __init__(self, A: Any):
-        cupy_xp: Any = importlib.import_module("array_api_compat.cupy")  # only for cupyx input
-
-        device = getattr(getattr(A, "data", None), "device", None)
-        if device is None:
-            device = device_of(cupy_xp.zeros(0))
-        super().__init__(shape=A.shape, dtype=A.dtype, device=device, xp=cupy_xp)
-        self.cupyx_operator = A
-
-    def _matmat(self, X: Array) -> Array:
-        if hasattr(self.cupyx_operator, "matmat"):
-            return self.cupyx_operator.matmat(X)
-        return self.cupyx_operator @ X
-
-
 class _CallableOperator(LinearOperator):
     """Any object with ``shape`` and ``matmat`` and/or ``matvec``.
 
@@ -337,9 +321,11 @@ def aslinearoperator(
 ) -> LinearOperator:
     """Wrap ``A`` as a spectra :class:`LinearOperator`.
 
-    Accepts a spectra operator (returned as is); a dense square array of NumPy, array-api-strict,
-    PyTorch, JAX or CuPy; a scipy sparse matrix or array; a scipy ``LinearOperator`` (its declared
-    dtype is read, never probed); a cupyx sparse matrix or ``LinearOperator``; or any object with
+    Accepts a spectra operator (returned as is); a scipy sparse matrix or array; a scipy
+    ``LinearOperator`` (its declared dtype is read, never probed); any object an adapter taught it
+    through :func:`register_converter` (``spectra_cupy``: cupyx sparse matrices and cupyx
+    ``LinearOperator`` objects; a known adapter is imported on first sight of its objects);
+    a dense square array of NumPy, array-api-strict, PyTorch, JAX or CuPy; or any object with
     ``shape`` and ``matmat`` or ``matvec``. For the last kind the namespace, dtype and device come
     from its ``xp``, ``dtype`` and ``device`` attributes or from the keyword arguments, and default
     to NumPy, float64 and the CPU.
@@ -356,11 +342,14 @@ def aslinearoperator(
     if scipy.sparse.issparse(A) or isinstance(A, scipy.sparse.linalg.LinearOperator):
         _check_square(A.shape)
         return _ScipyOperator(A)
-    if type(A).__module__.startswith("cupyx"):
-        _check_square(A.shape)
-        return _CupyxOperator(A)
+    converted = _convert_registered(A)
+    if converted is not None:
+        return converted
     if array_api_compat.is_array_api_obj(A):
         return DenseOperator(A)
+    converted = _convert_with_known_adapter(A)
+    if converted is not None:
+        return converted
     if hasattr(A, "shape") and (hasattr(A, "matmat") or hasattr(A, "matvec")):
         _check_square(tuple(A.shape))
         return _wrap_protocol_object(A, xp=xp, dtype=dtype, device=device)
@@ -368,6 +357,98 @@ def aslinearoperator(
         "A must be an array, a scipy sparse matrix or LinearOperator, a spectra operator, or an "
         f"object with `shape` and `matmat` or `matvec`; got {type(A).__name__}"
     )
+
+
+Converter = Callable[[Any], LinearOperator]
+Match = type | tuple[type, ...] | Callable[[Any], bool]
+
+
+@dataclass(frozen=True)
+class _Registration:
+    match: Match
+    convert: Converter
+
+
+_CONVERTERS: list[_Registration] = []
+
+# Adapters shipped with spectra that register converters when imported, keyed by the top-level
+# module of the objects they convert: on first sight of such an object `aslinearoperator` imports
+# the adapter, so a user need not import it first. Names only: the core imports no framework.
+_KNOWN_ADAPTERS = {"cupy": "spectra_cupy", "cupyx": "spectra_cupy"}
+
+
+def register_converter(match: Match, convert: Converter) -> Callable[[], None]:
+    """Teach :func:`aslinearoperator` (and so every solver) to wrap objects of another library.
+
+    ``match`` is a class or a tuple of classes (checked with ``isinstance``) or a predicate
+    ``match(A) -> bool``; ``convert(A)`` returns a spectra :class:`LinearOperator`. Converters are
+    consulted after spectra operators and scipy objects and before arrays and duck-typed objects,
+    the most recently registered first; registering the same ``match`` again replaces its
+    converter, so re-importing an adapter is harmless. Returns a function that removes the
+    registration.
+
+    >>> import numpy as np, spectra
+    >>> class Diagonal:
+    ...     def __init__(self, d): self.d = d
+    >>> def convert(D): return spectra.aslinearoperator(np.diag(D.d))
+    >>> remove = spectra.register_converter(Diagonal, convert)
+    >>> spectra.aslinearoperator(Diagonal(np.array([1.0, 2.0]))).shape
+    (2, 2)
+    >>> remove()
+    """
+    is_classes = isinstance(match, type) or (
+        isinstance(match, tuple) and len(match) > 0 and all(isinstance(t, type) for t in match)
+    )
+    if not (is_classes or callable(match)):
+        raise TypeError(
+            "match must be a class, a non-empty tuple of classes or a predicate match(A) -> bool; "
+            f"got {match!r}"
+        )
+    if not callable(convert):
+        raise TypeError(f"convert must be callable, convert(A) -> LinearOperator; got {convert!r}")
+    _unregister(match)
+    registration = _Registration(match, convert)
+    _CONVERTERS.append(registration)
+    return lambda: _unregister(match)
+
+
+def _unregister(match: Match) -> None:
+    _CONVERTERS[:] = [r for r in _CONVERTERS if r.match != match]
+
+
+def _matches(match: Match, A: Any) -> bool:
+    if isinstance(match, (type, tuple)):
+        return isinstance(A, match)
+    return bool(match(A))
+
+
+def _convert_registered(A: Any) -> LinearOperator | None:
+    for registration in reversed(_CONVERTERS):
+        if _matches(registration.match, A):
+            op = registration.convert(A)
+            if not isinstance(op, LinearOperator):
+                raise TypeError(
+                    f"the converter registered for {type(A).__name__} returned "
+                    f"{type(op).__name__}; a converter must return a spectra LinearOperator"
+                )
+            return op
+    return None
+
+
+def _convert_with_known_adapter(A: Any) -> LinearOperator | None:
+    """Import the adapter known to convert ``A``'s library, if not imported yet, and retry."""
+    module = type(A).__module__
+    adapter = _KNOWN_ADAPTERS.get(module.split(".")[0])
+    if adapter is None or adapter in sys.modules:
+        return None
+    try:
+        importlib.import_module(adapter)
+    except ImportError as error:
+        raise ImportError(
+            f"{module}.{type(A).__qualname__} objects are converted by the {adapter} adapter, "
+            f"which could not be imported: {error}"
+        ) from error
+    return _convert_registered(A)
 
 
 def _check_square(shape: tuple[int, ...]) -> None:
