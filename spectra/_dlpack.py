@@ -1,9 +1,9 @@
 """An operator of one array library seen from another, its blocks exchanged through DLPack.
 
 DLPack (the array API standard's ``from_dlpack``) hands a buffer from one library to another
-without a copy when both can address the same device, e.g. torch CUDA and CuPy, or NumPy and torch
-on the CPU. A torch Hessian can then feed a solver whose vectors are CuPy arrays, and the
-eigenvectors go back the same way.
+without a copy when both can address the same device: torch CUDA, CuPy and JAX on one GPU, or
+NumPy and torch on the CPU (JAX on the CPU copies). A torch Hessian can then feed a solver whose
+vectors are CuPy arrays, and the eigenvectors go back the same way.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from spectra._namespace import Array, device_of, namespace_of
 from spectra.operators import LinearOperator, aslinearoperator
 
-__all__ = ["DLPackOperator"]
+__all__ = ["DLPackOperator", "exchange"]
 
 
 class DLPackOperator(LinearOperator):
@@ -50,4 +50,13 @@ class DLPackOperator(LinearOperator):
 
     def _matmat(self, X: Array) -> Array:
         inner = self.operator
-        return self.xp.from_dlpack(inner.matmat(inner.xp.from_dlpack(X)))
+        return exchange(self.xp, inner.matmat(exchange(inner.xp, X, self.xp)), inner.xp)
+
+
+def exchange(to_xp: ModuleType, x: Array, from_xp: ModuleType) -> Array:
+    """``x`` as an array of ``to_xp``: a DLPack view, or a view of a compact copy when the
+    consumer refuses ``x``'s strides (JAX takes only compact layouts, not column slices)."""
+    try:
+        return to_xp.from_dlpack(x)
+    except Exception:  # each library raises its own type (BufferError, JaxRuntimeError, ...)
+        return to_xp.from_dlpack(from_xp.asarray(x, copy=True))

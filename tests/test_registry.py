@@ -146,7 +146,7 @@ def test_bad_registration_is_refused(match: Any, convert: Any, message: str) -> 
     before = list(operators._CONVERTERS)
     with pytest.raises(TypeError, match=message):
         spectra.register_converter(match, convert)
-    assert operators._CONVERTERS == before
+    assert before == operators._CONVERTERS
 
 
 @pytest.mark.usefixtures("clean_registry")

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import array_api_compat
 import array_api_compat.cupy as cupy_xp
 import cupy
 
-from spectra._dlpack import DLPackOperator
+from spectra._dlpack import DLPackOperator, exchange
 from spectra._namespace import Array
 
 __all__ = ["as_cupy", "from_dlpack", "to_jax", "to_torch"]
@@ -20,24 +21,24 @@ __all__ = ["as_cupy", "from_dlpack", "to_jax", "to_torch"]
 
 def from_dlpack(x: Array) -> cupy.ndarray:
     """A CuPy view of any DLPack array on the GPU (a torch CUDA tensor, a JAX GPU array)."""
-    return cupy.from_dlpack(x)
+    return exchange(cupy_xp, x, array_api_compat.array_namespace(x))
 
 
 def to_torch(x: cupy.ndarray) -> Any:
     """A torch view of a CuPy array (``torch.from_dlpack``); torch is imported here."""
-    import torch
+    import array_api_compat.torch as torch_xp
 
-    return torch.from_dlpack(x)
+    return exchange(torch_xp, x, cupy_xp)
 
 
 def to_jax(x: cupy.ndarray) -> Any:
-    """A JAX array sharing a CuPy array's buffer (``jax.dlpack.from_dlpack``); JAX imported here.
+    """A JAX array sharing a CuPy array's buffer (``jax.numpy.from_dlpack``); JAX imported here.
 
     JAX arrays are immutable: do not write into ``x`` afterwards.
     """
-    import jax.dlpack
+    import jax.numpy as jnp
 
-    return jax.dlpack.from_dlpack(x)
+    return exchange(jnp, x, cupy_xp)
 
 
 def as_cupy(op: Any) -> DLPackOperator:
