@@ -1,15 +1,9 @@
-"""What every curvature operator of a torch model shares.
+"""What every curvature operator of a torch model shares, on top of the core's contract.
 
-The operator is the curvature of the mean loss over every sample in ``data``::
-
-    L = (1 / N) * sum_b w_b * L_b,    N = sum_b n_b,
-
-where ``L_b`` is the loss of batch ``b`` as returned by the criterion (or ``loss_fn``) and
-``n_b`` its sample count. A criterion with ``reduction="mean"`` (the default, and what
-``loss_fn`` must return) has ``w_b = n_b``; one with ``reduction="sum"`` has ``w_b = 1``. Both
-give the curvature of ``(1 / N) * sum_i l_i`` over per-sample losses ``l_i``, so a short last
-batch is exact and the two reductions agree, except where ``"mean"`` also averages over output
-elements (``MSELoss`` on ``d`` outputs divides ``l_i`` by ``d``).
+The operator is the curvature of the mean loss over every sample in ``data``, batches weighted
+by their sample counts, as ``spectra._curvature`` defines it (so a short last batch is exact and
+``reduction="mean"`` and ``"sum"`` agree, except where ``"mean"`` also averages over output
+elements: ``MSELoss`` on ``d`` outputs divides ``l_i`` by ``d``).
 
 Each subclass builds one *term* per batch, an object whose ``apply`` maps a block of
 per-parameter tangents to the batch's curvature times that block. Terms hold autograd graphs:
@@ -19,48 +13,30 @@ products only backpropagate through them again; otherwise every product rebuilds
 
 from __future__ import annotations
 
-import contextlib
-import os
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Protocol
 
 import array_api_compat.torch as torch_xp
 import torch
 
+from spectra import _curvature
+from spectra._curvature import TermCache, WeightedTerm
 from spectra.operators import LinearOperator
-from spectra_torch._data import (
-    Batch,
-    SampleCounter,
-    as_batches,
-    first_dimension,
-    iterate,
-    to_device,
-)
+from spectra_torch._data import Batch, SampleCounter, as_batches, first_dimension, to_device
 from spectra_torch._params import ParamSpec, select_parameters
 
-__all__ = ["CurvatureOperator", "Term", "call_model"]
+__all__ = ["CurvatureOperator", "Term", "WeightedTerm", "call_model"]
 
 Criterion = Callable[[Any, Any], torch.Tensor]
 LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor]
-_MODES = ("auto", "keep_graph", "recompute")
 
 
 class Term(Protocol):
     """One batch's curvature, applied to per-parameter blocks of shape (b, *param.shape)."""
 
     def apply(self, blocks: list[torch.Tensor]) -> list[torch.Tensor]: ...
-
-
-@dataclass(frozen=True)
-class WeightedTerm:
-    """A batch's term, its weight ``w_b`` and its sample count ``n_b``."""
-
-    term: Term
-    weight: float
-    count: int
 
 
 def call_model(model: torch.nn.Module, inputs: Any) -> Any:
@@ -95,27 +71,25 @@ class CurvatureOperator(LinearOperator):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
         self.model = model
-        self.criterion, self.loss_fn = _check_loss(criterion, loss_fn)
-        self.reduction = _reduction_of(criterion)
+        _curvature.check_loss_pair(criterion, loss_fn)
+        self.criterion, self.loss_fn = criterion, loss_fn
+        self.reduction = _curvature.check_reduction(getattr(criterion, "reduction", "mean"))
         self.param_names, self.parameters = select_parameters(model, params)
         self.batches = as_batches(data)
-        if num_samples is not None and not callable(num_samples):
-            raise TypeError(f"num_samples must be callable; got {type(num_samples).__name__}")
+        _curvature.check_sample_counter(num_samples)
         self.num_samples = num_samples or first_dimension
-        if mode not in _MODES:
-            raise ValueError(f"mode must be one of {_MODES}; got {mode!r}")
-        self.mode = mode
-        self.memory_budget = _check_budget(memory_budget)
+        self.mode = _curvature.check_mode(mode, cached="keep_graph")
+        self.memory_budget = _curvature.check_budget(memory_budget, free=_free_memory)
         dtype, device = _common_dtype_device(self.param_names, self.parameters)
         n = sum(p.numel() for p in self.parameters)
         super().__init__(shape=(n, n), dtype=dtype, device=device, xp=torch_xp)
-        self._kept: list[WeightedTerm] | None = None
+        self._cache = TermCache(self.batches, mode=self.mode, budget=self.memory_budget)
         warn_if_stochastic(model)
 
     @property
     def keeps_graphs(self) -> bool:
         """Whether the batches' graphs are kept between products (known after the first one)."""
-        return self._kept is not None
+        return self._cache.kept is not None
 
     # -- subclass hook ------------------------------------------------------------------------
     def _build(self, index: int, batch: Batch, *, keep: bool) -> WeightedTerm:
@@ -129,11 +103,8 @@ class CurvatureOperator(LinearOperator):
         else:
             inputs, targets = self.split(batch)
             loss, source = self.criterion(call_model(model, inputs), targets), "criterion"  # type: ignore[misc]
-        if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
-            raise ValueError(
-                f"{source} must return a scalar (0-d) tensor; got "
-                f"{tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__}"
-            )
+        shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else None
+        _curvature.check_scalar_loss(shape, loss, source=source, kind="tensor")
         return loss
 
     def split(self, batch: Batch) -> tuple[Any, Any]:
@@ -147,41 +118,24 @@ class CurvatureOperator(LinearOperator):
 
     def weighted(self, term: Term, batch: Batch) -> WeightedTerm:
         """The term with ``w_b`` and ``n_b`` of its batch (see the module docstring)."""
-        count = int(self.num_samples(batch))
-        if count <= 0:
-            raise ValueError(f"num_samples must be positive for every batch; got {count}")
-        return WeightedTerm(term, float(count) if self.reduction == "mean" else 1.0, count)
+        return _curvature.weighted(term, self.num_samples(batch), self.reduction)
 
     # -- products -----------------------------------------------------------------------------
     def _matmat(self, X: torch.Tensor) -> torch.Tensor:
         blocks = self._split_block(X)
-        total: torch.Tensor | None = None
-        count = 0
-        for entry in self._terms():
-            Y = self._join_blocks(entry.term.apply(blocks)) * entry.weight
-            total = Y if total is None else total + Y
-            count += entry.count
-        assert total is not None  # iterate() raises on empty data
-        return total / count
+        return _curvature.weighted_mean(
+            (self._join_blocks(entry.term.apply(blocks)), entry)
+            for entry in self._cache.terms(self._measured_build)
+        )
 
-    def _terms(self) -> Iterator[WeightedTerm]:
-        if self._kept is not None:
-            yield from self._kept
-            return
-        keep = self.mode != "recompute"
-        kept: list[WeightedTerm] = []
-        meter = _GraphMeter(self.parameters, self.device)
-        for index, batch in iterate(self.batches):
-            batch = to_device(batch, self.device)
-            with meter if self.mode == "auto" and keep else contextlib.nullcontext():
-                entry = self._build(index, batch, keep=keep)
-            if keep:
-                kept.append(entry)
-                if self.mode == "auto" and meter.bytes > self.memory_budget:
-                    keep, kept = False, []
-            yield entry
-        if keep:
-            self._kept = kept
+    def _measured_build(self, index: int, batch: Batch, keep: bool) -> tuple[WeightedTerm, int]:
+        """The batch's term and, when the budget decides, the bytes its graph holds."""
+        batch = to_device(batch, self.device)
+        if not (keep and self.mode == "auto"):
+            return self._build(index, batch, keep=keep), 0
+        with _GraphMeter(self.parameters, self.device) as meter:
+            entry = self._build(index, batch, keep=keep)
+        return entry, meter.bytes
 
     def _split_block(self, X: torch.Tensor) -> list[torch.Tensor]:
         b = X.shape[1]
@@ -208,44 +162,11 @@ def column(blocks: list[torch.Tensor], j: int, indices: Iterable[int]) -> list[t
     return [blocks[i][j] for i in indices]
 
 
-def _check_loss(criterion: Any, loss_fn: Any) -> tuple[Criterion | None, LossFn | None]:
-    if (criterion is None) == (loss_fn is None):
-        raise TypeError("pass exactly one of criterion (positional) and loss_fn=")
-    if criterion is not None and not callable(criterion):
-        raise TypeError(f"criterion must be callable; got {type(criterion).__name__}")
-    if loss_fn is not None and not callable(loss_fn):
-        raise TypeError(f"loss_fn must be callable; got {type(loss_fn).__name__}")
-    return criterion, loss_fn
-
-
-def _reduction_of(criterion: object) -> str:
-    reduction = getattr(criterion, "reduction", "mean")
-    if reduction not in ("mean", "sum"):
-        raise ValueError(
-            f"criterion has reduction={reduction!r}; the operator needs a scalar loss: "
-            "use reduction='mean' or 'sum'"
-        )
-    return str(reduction)
-
-
-def _check_budget(memory_budget: int | None) -> int:
-    if memory_budget is None:
-        return _free_memory_default()
-    if isinstance(memory_budget, bool) or not isinstance(memory_budget, int) or memory_budget < 0:
-        raise ValueError(
-            f"memory_budget must be a non-negative int of bytes; got {memory_budget!r}"
-        )
-    return memory_budget
-
-
-def _free_memory_default() -> int:
-    """Half the memory free now: of the first GPU when torch sees one, else of the host."""
+def _free_memory() -> int:
+    """The memory free now: of the first GPU when torch sees one, else of the host."""
     if torch.cuda.is_available():
-        return int(torch.cuda.mem_get_info()[0]) // 2
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
-    except (ValueError, OSError, AttributeError):
-        return 1 << 30
+        return int(torch.cuda.mem_get_info()[0])
+    return _curvature.host_free_memory()
 
 
 def _common_dtype_device(

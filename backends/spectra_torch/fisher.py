@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
 import torch
 
+from spectra import _curvature
 from spectra_torch._base import Criterion, CurvatureOperator, LossFn, WeightedTerm, call_model
 from spectra_torch._data import Batch, SampleCounter
 from spectra_torch._jacobian import JacobianTerm
@@ -132,26 +132,18 @@ class FisherOperator(CurvatureOperator):
                 "FisherOperator supports criterion torch.nn.CrossEntropyLoss (categorical) or "
                 f"torch.nn.MSELoss (Gaussian); got {type(criterion).__name__}"
             )
-        if isinstance(mc_samples, bool) or not isinstance(mc_samples, int) or mc_samples < 1:
-            raise ValueError(f"mc_samples must be a positive int; got {mc_samples!r}")
-        if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
-            raise ValueError(f"seed must be a non-negative int or None; got {seed!r}")
-        self.mc_samples = mc_samples
-        self.seed = int(np.random.SeedSequence().entropy if seed is None else seed)  # type: ignore[arg-type]
+        self.mc_samples = _curvature.check_mc_samples(mc_samples)
+        self.seed = _curvature.check_seed(seed)
         self.categorical = type(criterion) is torch.nn.CrossEntropyLoss
 
     def sample_targets(self, index: int, outputs: torch.Tensor) -> torch.Tensor:
         """The ``(mc_samples, *labels)`` labels drawn for batch ``index`` from its ``outputs``."""
-        rng = np.random.default_rng([self.seed, index])
         shape = (self.mc_samples, *outputs.shape)
         outputs = outputs.detach()
+        drawn = _curvature.fisher_noise(self.seed, index, shape, categorical=self.categorical)
+        noise = torch.as_tensor(drawn, dtype=outputs.dtype, device=outputs.device)
         if self.categorical:
-            gumbel = -np.log(-np.log(rng.uniform(np.finfo(np.float64).tiny, 1.0, size=shape)))
-            noise = torch.as_tensor(gumbel, dtype=outputs.dtype, device=outputs.device)
             return torch.argmax(torch.log_softmax(outputs, dim=1) + noise, dim=-1)
-        noise = torch.as_tensor(
-            rng.standard_normal(shape), dtype=outputs.dtype, device=outputs.device
-        )
         return outputs + noise / (2.0 * self._mse_scale(outputs)) ** 0.5
 
     def _mse_scale(self, outputs: torch.Tensor) -> float:
