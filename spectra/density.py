@@ -35,12 +35,13 @@ import array_api_compat
 import numpy as np
 import scipy.linalg
 
-from spectra._checkpoint import ProbeStore, checkpoint_seed, seed_key
-from spectra._namespace import Array, from_host, host_dtype, to_host
+from spectra._checkpoint import open_store, seed_key
+from spectra._namespace import Array, from_host, host_dtype, real_dtype, to_host
+from spectra._probes import column_inner, draw_probes, real_part
 from spectra._progress import progress_bar
-from spectra._random import Seed, gaussian, make_rng, rademacher
+from spectra._random import Seed, gaussian, make_rng
 from spectra._tridiagonal import gauss_quadrature, lanczos_tridiagonal
-from spectra._validation import check_positive_int
+from spectra._validation import check_finite, check_positive_int
 from spectra.operators import LinearOperator, aslinearoperator
 
 __all__ = ["KPMDensity", "SpectralDensity", "kpm", "slq"]
@@ -304,19 +305,25 @@ def slq(
     checkpoint: str | os.PathLike[str] | None = None,
     progress: bool = False,
 ) -> SpectralDensity:
-    """Spectral density of a symmetric operator by stochastic Lanczos quadrature.
+    """Spectral density of a symmetric (or complex Hermitian) operator by stochastic Lanczos
+    quadrature.
 
     Parameters
     ----------
-    A : anything :func:`spectra.aslinearoperator` accepts.
-    num_probes : number of Rademacher probes (independent quadrature rules).
+    A : anything :func:`spectra.aslinearoperator` accepts, real symmetric or complex Hermitian.
+    num_probes : number of Rademacher probes (independent quadrature rules; complex unit-modulus
+        entries for a complex operator, :mod:`spectra._probes`).
     num_steps : Lanczos steps per probe (Gauss nodes per rule); capped at ``n``.
-    seed : integer seed or numpy Generator for the probes.
+    seed : the source of the probes: an integer seed, a numpy Generator (used as is, so it
+        advances) or ``None`` (fresh entropy); the same seed gives the same probes on every
+        backend.
     reorthogonalize : full reorthogonalisation (two block Gram-Schmidt passes per step); without
         it the three-term recurrence alone is used, which is cheaper but lets ghost nodes appear.
-    block_size : probes run together, one ``matmat`` per Lanczos step for all of them.
-    checkpoint : path of a file where finished probes are saved; rerunning with the same path
-        and arguments resumes (needs an integer ``seed``).
+    block_size : columns per ``matmat`` call (probes run together, one product per Lanczos step
+        for all of them): bounds the memory and does not change the result.
+    checkpoint : a directory where finished probes are appended block by block; rerunning with
+        the same path, arguments and operator resumes (needs an integer ``seed``; costs one
+        extra product to fingerprint the operator, :mod:`spectra._checkpoint`).
     progress : show a tqdm bar counting probes.
 
     >>> import numpy as np, spectra
@@ -332,10 +339,12 @@ def slq(
     block_size = check_positive_int(block_size, name="block_size")
     if not isinstance(reorthogonalize, bool):
         raise TypeError(f"reorthogonalize must be True or False; got {reorthogonalize!r}")
-    checkpoint_seed(seed, checkpoint)
-    store = ProbeStore(
+    rng = make_rng(seed)
+    store = open_store(
         checkpoint,
-        fingerprint=dict(
+        seed=seed,
+        op=op,
+        call=dict(
             function="slq",
             n=n,
             dtype=str(host_dtype(op.dtype)),
@@ -346,52 +355,36 @@ def slq(
             block_size=block_size,
         ),
     )
-    rng = make_rng(seed)
-    saved = store.get("alphas")
-    done = 0 if saved is None else int(saved.shape[0])
+    saved = store.records("probes")
+    blocks = [] if saved is None else [saved]
+    done = 0 if saved is None else int(saved["alphas"].shape[0])
     with progress_bar(progress, total=num_probes, desc="slq", unit="probe") as bar:
         bar.update(done)
         for p0 in range(0, num_probes, block_size):
             b = min(block_size, num_probes - p0)
-            start = rademacher(rng, (n, b), op)
+            start = draw_probes(rng, (n, b), "rademacher", op)
             if p0 < done:
                 continue
             result = lanczos_tridiagonal(
                 op, start, num_steps=num_steps, reorthogonalize=reorthogonalize
             )
-            _append_probes(
-                store,
+            record = dict(
                 alphas=result.alphas,
                 betas=result.betas,
                 lengths=result.lengths,
-                n_matvec=result.n_matvec,
+                n_matvec=np.array([result.n_matvec]),
             )
+            store.append("probes", **record)
+            blocks.append(record)
             bar.update(b)
-    return _quadrature_density(op, store.arrays)
-
-
-def _append_probes(
-    store: ProbeStore, *, alphas: np.ndarray, betas: np.ndarray, lengths: np.ndarray, n_matvec: int
-) -> None:
-    """Add finished probes to the in-memory record (and the checkpoint file, when one is set)."""
-    previous = store.arrays
-    merged = {
-        "alphas": alphas,
-        "betas": betas,
-        "lengths": lengths,
-        "n_matvec": np.array(n_matvec + int(previous.get("n_matvec", 0))),
-    }
-    for key in ("alphas", "betas", "lengths"):
-        if key in previous:
-            merged[key] = np.concatenate([previous[key], merged[key]], axis=0)
-    store.arrays.update(merged)
-    if store.active:
-        store.put()
+    merged = {key: np.concatenate([block[key] for block in blocks]) for key in blocks[0]}
+    return _quadrature_density(op, merged)
 
 
 def _quadrature_density(op: LinearOperator, arrays: dict[str, np.ndarray]) -> SpectralDensity:
     """Gauss nodes and weights of every probe's tridiagonal matrix, moved to the operator."""
     alphas, betas, lengths = arrays["alphas"], arrays["betas"], arrays["lengths"]
+    real = real_dtype(op.xp, op.dtype, device=op.device)
     nodes = np.empty_like(alphas)
     weights = np.zeros_like(alphas)
     for p, length in enumerate(lengths.astype(int)):
@@ -399,10 +392,10 @@ def _quadrature_density(op: LinearOperator, arrays: dict[str, np.ndarray]) -> Sp
         nodes[p, :length], weights[p, :length] = theta, w
         nodes[p, length:] = theta[-1]
     return SpectralDensity(
-        nodes=from_host(op.xp, nodes, dtype=op.dtype, device=op.device),
-        weights=from_host(op.xp, weights, dtype=op.dtype, device=op.device),
+        nodes=from_host(op.xp, nodes, dtype=real, device=op.device),
+        weights=from_host(op.xp, weights, dtype=real, device=op.device),
         n=op.shape[0],
-        n_matvec=int(arrays["n_matvec"]),
+        n_matvec=int(np.sum(arrays["n_matvec"])),
     )
 
 
@@ -416,17 +409,22 @@ def kpm(
     block_size: int = 16,
     progress: bool = False,
 ) -> KPMDensity:
-    """Spectral density of a symmetric operator by the kernel polynomial method.
+    """Spectral density of a symmetric (or complex Hermitian) operator by the kernel polynomial
+    method.
 
     Parameters
     ----------
-    A : anything :func:`spectra.aslinearoperator` accepts.
+    A : anything :func:`spectra.aslinearoperator` accepts, real symmetric or complex Hermitian.
     degree : degree of the Chebyshev expansion (costs ``ceil(degree / 2)`` matvecs per probe).
-    num_probes : number of Rademacher probes.
+    num_probes : number of Rademacher probes (complex unit-modulus entries for a complex
+        operator, :mod:`spectra._probes`).
     bounds : an interval ``(lower, upper)`` containing the spectrum; by default estimated from
         20 Lanczos steps (extreme Ritz values widened by their residual bounds and 5 percent).
-    seed : integer seed or numpy Generator.
-    block_size : probes applied together in one ``matmat``.
+    seed : the source of the probes: an integer seed, a numpy Generator (used as is, so it
+        advances) or ``None`` (fresh entropy); the same seed gives the same probes on every
+        backend.
+    block_size : columns per ``matmat`` call (probes run together, one product per Chebyshev
+        step for all of them): bounds the memory and does not change the result.
     progress : show a tqdm bar counting probes.
 
     >>> import numpy as np, spectra
@@ -449,13 +447,16 @@ def kpm(
     with progress_bar(progress, total=num_probes, desc="kpm", unit="probe") as bar:
         for p0 in range(0, num_probes, block_size):
             b = min(block_size, num_probes - p0)
-            block, cost = _chebyshev_moments(op, rademacher(rng, (n, b), op), degree, bounds)
+            probes = draw_probes(rng, (n, b), "rademacher", op)
+            block, cost = _chebyshev_moments(op, probes, degree, bounds)
             moments.append(block)
             n_matvec += cost
             bar.update(b)
     host = np.concatenate(moments, axis=0)
     return KPMDensity(
-        moments=from_host(op.xp, host, dtype=op.dtype, device=op.device),
+        moments=from_host(
+            op.xp, host, dtype=real_dtype(op.xp, op.dtype, device=op.device), device=op.device
+        ),
         bounds=bounds,
         n=n,
         n_matvec=n_matvec,
@@ -505,15 +506,14 @@ def _chebyshev_moments(
         return (op.matmat(X) - center * X) / half
 
     previous, current = probes, apply(probes)
-    products = [xp.sum(probes * probes, axis=0), xp.sum(probes * current, axis=0)]
+    products = [column_inner(xp, probes, probes), column_inner(xp, probes, current)]
     steps = (degree + 1) // 2
     for _ in range(1, steps):
         previous, current = current, 2 * apply(current) - previous
-        products += [xp.sum(previous * previous, axis=0), xp.sum(current * previous, axis=0)]
-    products.append(xp.sum(current * current, axis=0))
-    host = to_host(xp.stack(products, axis=1)).astype(np.float64) / n
-    if not np.all(np.isfinite(host)):
-        raise FloatingPointError("the operator returned non-finite values in the KPM recurrence")
+        products += [column_inner(xp, previous, previous), column_inner(xp, previous, current)]
+    products.append(column_inner(xp, current, current))
+    stacked = real_part(xp, xp.stack(products, axis=1))
+    host = check_finite(to_host(stacked).astype(np.float64), where="in the KPM recurrence") / n
     mu0, mu1 = host[:, 0], host[:, 1]
     moments = np.empty((b, 2 * steps + 1))
     moments[:, 0], moments[:, 1] = mu0, mu1

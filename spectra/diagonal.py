@@ -6,11 +6,29 @@
 - XDiag (Epperly, Tropp, Webber, "XTrace: making the most of every sample in stochastic trace
   estimation", SIAM J. Matrix Anal. Appl. 45, 2024): the exchangeable estimator that uses every
   probe for the low-rank part and as a Hutchinson probe. Leaving probe ``i`` out of
-  ``Y = A Omega = Q R`` projects onto ``P_i = Q (I - s_i s_i^T) Q^T`` (``s_i`` the normalised
-  ``i``-th column of ``R^{-T}``), and ``diag(P_i A) + w_i * ((I - P_i) A w_i)`` reduces to
-  ``rowsum(Q * Z) - (Q s_i) * (Z s_i) + c_i w_i * (Q s_i)`` with ``Z = A Q`` and
-  ``c_i = s_i^T R e_i``. The estimate is the mean over ``i``; the spread gives the stderr.
+  ``Y = A Omega = Q R`` projects onto ``P_i = Q (I - s_i s_i^H) Q^H`` (``s_i`` the normalised
+  ``i``-th column of ``R^{-H}``), and ``diag(P_i A) + conj(w_i) * ((I - P_i) A w_i)`` reduces to
+  ``rowsum(Q * conj(Z)) - (Q s_i) * conj(Z s_i) + c_i conj(w_i) * (Q s_i)`` with ``Z = A Q`` and
+  ``c_i = s_i^H R e_i``. The estimate is the mean over ``i``.
 
+Standard errors. Hutchinson's is that of a mean of independent samples, entry by entry. XDiag's
+is the jackknife (Efron and Stein 1981), as for XTrace in :mod:`spectra.trace`: the naive spread
+of the leave-one-out samples over ``sqrt(s)`` ignores that they share all but one probe and
+covered the true error within 3 stderr only 91% of the time at 10 matvecs (flat spectrum,
+n = 120). XDiag without probe ``j`` is the mean over ``i != j`` of leave-two-out samples, in
+which ``P`` loses the plane of ``s_i`` and ``s_j``: with ``a_k = Q s_k``, ``z_k = Z s_k``,
+``cos_ij = s_i^H s_j`` and ``d_ij = 1 / (1 - |cos_ij|^2)``, the sample is
+
+    rowsum(Q * conj(Z)) - d_ij (a_i conj(z_i) + a_j conj(z_j) - cos_ij a_i conj(z_j)
+        - conj(cos_ij) a_j conj(z_i)) + d_ij c_i conj(w_i) (a_i - conj(cos_ij) a_j)
+
+(the residual ``(I - P_ij) A w_i = Q Pi_ij R e_i`` needs only ``c_i``, since ``R e_i`` is
+orthogonal to every ``s_j``, ``j != i``). The sum over ``i`` is six ``(n, s) @ (s, s)``
+products, so the jackknife costs ``O(n s^2)`` on the device, no extra matvec and no
+``(n, s, s)`` array.
+
+For a complex Hermitian operator the diagonal is real: the result is in the operator's real
+dtype, the real part of the complex samples (their imaginary parts are zero in expectation).
 A budget of at least ``n`` matvecs computes the diagonal exactly (``stderr = 0``).
 """
 
@@ -22,19 +40,24 @@ from typing import Any
 
 import numpy as np
 
-from spectra._checkpoint import ProbeStore, checkpoint_seed, seed_key
-from spectra._namespace import Array, from_host, host_dtype, to_host
-from spectra._progress import progress_bar
-from spectra._random import Seed, make_rng
-from spectra._validation import check_positive_int
-from spectra.operators import LinearOperator, aslinearoperator
-from spectra.trace import (
+from spectra._checkpoint import ProbeStore, open_store, seed_key
+from spectra._namespace import Array, from_host, host_dtype, is_complex, real_dtype, to_host
+from spectra._probes import (
+    PROBES,
     apply_in_blocks,
-    check_finite,
+    check_block,
+    check_choice,
+    conj,
     draw_probes,
     exact_diagonal,
-    inverse_transpose_columns,
+    inverse_adjoint_columns,
+    jackknife,
+    real_part,
 )
+from spectra._progress import progress_bar
+from spectra._random import Seed, make_rng
+from spectra._validation import check_finite, check_positive_int
+from spectra.operators import LinearOperator, aslinearoperator
 
 __all__ = ["DiagonalEstimate", "diagonal"]
 
@@ -44,7 +67,8 @@ _MIN_MATVECS = {"hutchinson": 2, "xdiag": 4}
 
 @dataclass(frozen=True, eq=False)
 class DiagonalEstimate:
-    """An estimate of ``diag(A)`` and its entrywise standard error (operator's namespace)."""
+    """An estimate of ``diag(A)`` and its entrywise standard error, in the operator's namespace
+    and device and its real dtype (a Hermitian operator's diagonal is real)."""
 
     estimate: Array
     stderr: Array
@@ -72,19 +96,26 @@ def diagonal(
     checkpoint: str | os.PathLike[str] | None = None,
     progress: bool = False,
 ) -> DiagonalEstimate:
-    """Estimate the diagonal of a symmetric operator from ``num_matvecs`` products.
+    """Estimate the diagonal of a symmetric (or complex Hermitian) operator from
+    ``num_matvecs`` products.
 
     Parameters
     ----------
-    A : anything :func:`spectra.aslinearoperator` accepts.
+    A : anything :func:`spectra.aslinearoperator` accepts, real symmetric or complex Hermitian.
     method : ``"hutchinson"`` or ``"xdiag"``.
     num_matvecs : budget of products (at least 2 for Hutchinson, 4 for XDiag); ``n`` or more
         gives the exact diagonal.
-    seed : integer seed or numpy Generator for the probes.
-    probes : ``"rademacher"`` (exact for diagonal operators) or ``"gaussian"``.
-    block_size : most columns per ``matmat`` call.
-    checkpoint : path of a file where finished probes are saved; rerunning with the same path
-        and arguments resumes (needs an integer ``seed``).
+    seed : the source of the probes: an integer seed, a numpy Generator (used as is, so it
+        advances) or ``None`` (fresh entropy); the same seed gives the same probes on every
+        backend.
+    probes : ``"rademacher"`` (the default; exact for diagonal operators), ``"gaussian"`` or
+        ``"sphere"`` (uniform on the sphere of radius ``sqrt(n)``); complex for a complex
+        operator (:mod:`spectra._probes`).
+    block_size : columns per ``matmat`` call (probes applied together): bounds the memory of
+        one product and does not change the estimate.
+    checkpoint : a directory where finished products are appended block by block; rerunning
+        with the same path, arguments and operator resumes (needs an integer ``seed``; costs
+        one extra product to fingerprint the operator, :mod:`spectra._checkpoint`).
     progress : show a tqdm bar counting matvecs.
 
     >>> import numpy as np, spectra
@@ -94,22 +125,22 @@ def diagonal(
     array([1., 2., 3., 4., 5., 6.])
     """
     op = aslinearoperator(A)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
+    method = check_choice(method, METHODS, name="method")
     num_matvecs = check_positive_int(num_matvecs, name="num_matvecs")
     if num_matvecs < _MIN_MATVECS[method]:
         raise ValueError(
             f"num_matvecs must be at least {_MIN_MATVECS[method]} for method={method!r}; "
             f"got {num_matvecs}"
         )
-    if probes not in ("rademacher", "gaussian"):
-        raise ValueError(f"probes must be 'rademacher' or 'gaussian'; got {probes!r}")
+    probes = check_choice(probes, PROBES, name="probes")
     block_size = check_positive_int(block_size, name="block_size")
-    checkpoint_seed(seed, checkpoint)
+    rng = make_rng(seed)
     n = op.shape[0]
-    store = ProbeStore(
+    store = open_store(
         checkpoint,
-        fingerprint=dict(
+        seed=seed,
+        op=op,
+        call=dict(
             function="diagonal",
             method=method,
             n=n,
@@ -120,24 +151,14 @@ def diagonal(
             block_size=block_size,
         ),
     )
-    rng = make_rng(seed)
     with progress_bar(
         progress, total=min(num_matvecs, n), desc=f"diagonal ({method})", unit="matvec"
     ) as bar:
         if num_matvecs >= n:
             exact = exact_diagonal(op, store=store, block_size=block_size, bar=bar)
             return DiagonalEstimate(exact, op.xp.zeros_like(exact), n, method)
-        if method == "hutchinson":
-            return _hutchinson(
-                op,
-                num_matvecs=num_matvecs,
-                probes=probes,
-                rng=rng,
-                store=store,
-                block_size=block_size,
-                bar=bar,
-            )
-        return _xdiag(
+        estimator = _hutchinson if method == "hutchinson" else _xdiag
+        return estimator(
             op,
             num_matvecs=num_matvecs,
             probes=probes,
@@ -158,17 +179,22 @@ def _hutchinson(
     block_size: int,
     bar: Any,
 ) -> DiagonalEstimate:
-    """Running mean and sum of squared deviations of ``w * (A w)``, merged block by block (Chan,
-    Golub, LeVeque), so neither cancellation nor the whole (n, m) sample is ever at stake."""
+    """Running mean and sum of squared deviations of ``Re(conj(w) * (A w))``, merged block by
+    block (Chan, Golub, LeVeque), so neither cancellation nor the whole (n, m) sample is ever at
+    stake."""
     xp = op.xp
     n = op.shape[0]
-    mean = xp.zeros((n,), dtype=op.dtype, device=op.device)
-    squares = xp.zeros((n,), dtype=op.dtype, device=op.device)
+    real = real_dtype(xp, op.dtype, device=op.device)
+    mean = xp.zeros((n,), dtype=real, device=op.device)
+    squares = xp.zeros((n,), dtype=real, device=op.device)
     count = 0
     saved = store.get("count")
     if saved is not None:
         count = int(saved)
-        mean, squares = (_device(op, store.get(key)) for key in ("mean", "squares"))
+        mean, squares = (
+            from_host(xp, store.state[key], dtype=real, device=op.device)
+            for key in ("mean", "squares")
+        )
         bar.update(count)
     for j0 in range(0, num_matvecs, block_size):
         b = min(block_size, num_matvecs - j0)
@@ -176,8 +202,8 @@ def _hutchinson(
         if j0 < count:
             continue
         Y = op.matmat(Omega)
-        check_finite(op, Y, what=f"on probes {j0}..{j0 + b - 1}")
-        samples = Omega * Y
+        check_block(op, Y, where=f"on probes {j0}..{j0 + b - 1}")
+        samples = real_part(xp, conj(xp, Omega) * Y)
         block_mean = xp.mean(samples, axis=1)
         block_squares = xp.sum((samples - block_mean[:, None]) ** 2, axis=1)
         delta = block_mean - mean
@@ -191,11 +217,6 @@ def _hutchinson(
     return DiagonalEstimate(mean, stderr, count, "hutchinson")
 
 
-def _device(op: LinearOperator, host: np.ndarray | None) -> Array:
-    assert host is not None
-    return from_host(op.xp, host, dtype=op.dtype, device=op.device)
-
-
 def _xdiag(
     op: LinearOperator,
     *,
@@ -206,6 +227,7 @@ def _xdiag(
     block_size: int,
     bar: Any,
 ) -> DiagonalEstimate:
+    """XDiag and its jackknife standard error (module docstring)."""
     xp = op.xp
     n = op.shape[0]
     s = num_matvecs // 2
@@ -213,12 +235,39 @@ def _xdiag(
     Y = apply_in_blocks(op, Omega, store=store, key="sketch", block_size=block_size, bar=bar)
     Q, R = xp.linalg.qr(Y)
     Z = apply_in_blocks(op, Q, store=store, key="range", block_size=block_size, bar=bar)
-    R_h = to_host(R).astype(np.float64)
-    S_h = inverse_transpose_columns(R_h)
-    c = np.sum(S_h * R_h, axis=0)
-    S = _device(op, S_h)
-    QS = Q @ S
-    samples = xp.sum(Q * Z, axis=1)[:, None] - QS * (Z @ S) + Omega * QS * _device(op, c)[None, :]
+    complex_op = is_complex(xp, op.dtype)
+    R_h = check_finite(
+        to_host(R).astype(np.complex128 if complex_op else np.float64), where="in the XDiag sketch"
+    )
+    S_h = inverse_adjoint_columns(R_h)
+    c_h = np.sum(S_h.conj() * R_h, axis=0)
+    S, c = (from_host(xp, a, dtype=op.dtype, device=op.device) for a in (S_h, c_h))
+    a, z = Q @ S, conj(xp, Z @ S)
+    base = xp.sum(Q * conj(xp, Z), axis=1)
+    wc = conj(xp, Omega) * c[None, :]
+    samples = real_part(xp, base[:, None] - a * z + wc * a)
     estimate = xp.mean(samples, axis=1)
-    stderr = xp.std(samples, axis=1, correction=1) / float(np.sqrt(s))
-    return DiagonalEstimate(estimate, stderr, 2 * s, "xdiag")
+    dropped = real_part(xp, _leave_out(xp, op, S_h, a=a, z=z, wc=wc, base=base))
+    return DiagonalEstimate(estimate, jackknife(xp, dropped), 2 * s, "xdiag")
+
+
+def _leave_out(
+    xp: Any, op: LinearOperator, S_h: np.ndarray, *, a: Array, z: Array, wc: Array, base: Array
+) -> Array:
+    """XDiag without probe ``j``, column ``j`` of an ``(n, s)`` array: the mean over ``i != j``
+    of the leave-two-out samples (module docstring), as six ``(n, s) @ (s, s)`` products.
+
+    ``a = Q S``, ``z = conj(Z S)``, ``wc = conj(Omega) c`` (column ``i`` scaled by ``c_i``),
+    ``base = rowsum(Q * conj(Z))``.
+    """
+    s = S_h.shape[1]
+    cos_h = S_h.conj().T @ S_h
+    off = ~np.eye(s, dtype=bool)
+    d_h = np.where(off, 1.0 / np.where(off, 1.0 - np.abs(cos_h) ** 2, 1.0), 0.0)
+    D, DC, DCc = (
+        from_host(xp, m, dtype=op.dtype, device=op.device)
+        for m in (d_h, d_h * cos_h, d_h * cos_h.conj())
+    )
+    low_rank = (a * z) @ D + a * z * xp.sum(D, axis=0)[None, :] - z * (a @ DC) - a * (z @ DCc)
+    residual = (wc * a) @ D - a * (wc @ DCc)
+    return base[:, None] - (low_rank - residual) / (s - 1)

@@ -57,17 +57,36 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-from spectra._checkpoint import ProbeStore, checkpoint_seed, seed_key
-from spectra._namespace import Array, from_host, host_dtype, machine_epsilon, to_host
+from spectra._checkpoint import ProbeStore, open_store, seed_key
+from spectra._krylov import conjugate_transpose, project_out
+from spectra._namespace import (
+    Array,
+    from_host,
+    host_dtype,
+    is_complex,
+    machine_epsilon,
+    real_dtype,
+    to_host,
+)
+from spectra._probes import (
+    PROBES,
+    apply_in_blocks,
+    check_choice,
+    column_inner,
+    draw_probes,
+    exact_diagonal,
+    inverse_adjoint_columns,
+    jackknife,
+    real_part,
+)
 from spectra._progress import progress_bar
-from spectra._random import Seed, gaussian, make_rng, rademacher
-from spectra._validation import check_positive_int
+from spectra._random import Seed, make_rng
+from spectra._validation import check_finite, check_positive_int
 from spectra.operators import LinearOperator, aslinearoperator
 
 __all__ = ["TraceEstimate", "trace"]
 
 METHODS = ("hutchinson", "hutch++", "xtrace", "xnystrace")
-PROBES = ("rademacher", "gaussian", "sphere")
 _DEFAULT_PROBES = {
     "hutchinson": "rademacher",
     "hutch++": "rademacher",
@@ -81,7 +100,8 @@ _MIN_MATVECS = {"hutchinson": 2, "hutch++": 4, "xtrace": 4, "xnystrace": 2}
 class TraceEstimate:
     """An estimate of ``tr(A)``, its standard error and the number of products it cost.
 
-    ``estimate`` and ``stderr`` are 0-d arrays in the operator's namespace, dtype and device;
+    ``estimate`` and ``stderr`` are 0-d arrays in the operator's namespace and device, in its
+    real dtype (a Hermitian operator's trace is real: ``complex128`` gives ``float64``);
     ``float(result)`` is the estimate as a Python float.
     """
 
@@ -104,7 +124,8 @@ def _estimate(
     op: LinearOperator, estimate: float, stderr: float, n_matvec: int, method: str
 ) -> TraceEstimate:
     """A :class:`TraceEstimate` whose host numbers are moved to the operator's namespace."""
-    values = from_host(op.xp, np.array([estimate, stderr]), dtype=op.dtype, device=op.device)
+    dtype = real_dtype(op.xp, op.dtype, device=op.device)
+    values = from_host(op.xp, np.array([estimate, stderr]), dtype=dtype, device=op.device)
     return TraceEstimate(values[0], values[1], n_matvec, method)
 
 
@@ -120,23 +141,33 @@ def trace(
     checkpoint: str | os.PathLike[str] | None = None,
     progress: bool = False,
 ) -> TraceEstimate:
-    """Estimate the trace of a symmetric operator from ``num_matvecs`` products.
+    """Estimate the trace of a symmetric (or complex Hermitian) operator from ``num_matvecs``
+    products.
+
+    The trace of a Hermitian operator is real, so the result is in the operator's real dtype;
+    with complex probes the imaginary part of each sample is zero in expectation and dropped.
 
     Parameters
     ----------
-    A : anything :func:`spectra.aslinearoperator` accepts.
+    A : anything :func:`spectra.aslinearoperator` accepts, real symmetric or complex Hermitian.
     method : ``"hutchinson"``, ``"hutch++"``, ``"xtrace"`` or ``"xnystrace"`` (positive
         semidefinite operators only).
     num_matvecs : budget of products with the operator (at least 2 for Hutchinson and
         XNysTrace, 4 for Hutch++ and XTrace). A budget of ``n`` or more gives the exact trace.
-    seed : integer seed or numpy Generator for the probes.
+    seed : the source of the probes: an integer seed, a numpy Generator (used as is, so it
+        advances) or ``None`` (fresh entropy); the same seed gives the same probes on every
+        backend.
     probes : ``"rademacher"``, ``"gaussian"`` or ``"sphere"`` (uniform on the sphere of radius
-        ``sqrt(n)``); default Rademacher for Hutchinson and Hutch++, sphere for XTrace and
-        XNysTrace.
-    rtol : Hutchinson only: stop once ``stderr <= rtol * |estimate|`` (checked after each block).
-    block_size : most columns per ``matmat`` call, which bounds the memory of one product.
-    checkpoint : path of a file where finished probes are saved; rerunning with the same path
-        and arguments resumes (needs an integer ``seed``).
+        ``sqrt(n)``); complex for a complex operator (:mod:`spectra._probes`); default
+        Rademacher for Hutchinson and Hutch++, sphere for XTrace and XNysTrace.
+    rtol : a stopping rule, Hutchinson only: stop once ``stderr <= rtol * |estimate|``, the
+        standard error relative to the estimate (checked after each block of ``block_size``
+        probes). ``None`` spends the whole budget.
+    block_size : columns per ``matmat`` call (probes applied together): bounds the memory of
+        one product and does not change the estimate (except where ``rtol`` is checked).
+    checkpoint : a directory where finished products are appended block by block; rerunning
+        with the same path, arguments and operator resumes (needs an integer ``seed``; costs
+        one extra product to fingerprint the operator, :mod:`spectra._checkpoint`).
     progress : show a tqdm bar counting matvecs.
 
     >>> import numpy as np, spectra
@@ -146,22 +177,24 @@ def trace(
     True
     """
     op = aslinearoperator(A)
-    method = _check_choice(method, METHODS, name="method")
+    method = check_choice(method, METHODS, name="method")
     num_matvecs = check_positive_int(num_matvecs, name="num_matvecs")
     if num_matvecs < _MIN_MATVECS[method]:
         raise ValueError(
             f"num_matvecs must be at least {_MIN_MATVECS[method]} for method={method!r}; "
             f"got {num_matvecs}"
         )
-    probes = _check_choice(
+    probes = check_choice(
         _DEFAULT_PROBES[method] if probes is None else probes, PROBES, name="probes"
     )
     rtol = _check_rtol(rtol, method)
     block_size = check_positive_int(block_size, name="block_size")
-    checkpoint_seed(seed, checkpoint)
-    store = ProbeStore(
+    rng = make_rng(seed)
+    store = open_store(
         checkpoint,
-        fingerprint=dict(
+        seed=seed,
+        op=op,
+        call=dict(
             function="trace",
             method=method,
             n=op.shape[0],
@@ -173,14 +206,13 @@ def trace(
             block_size=block_size,
         ),
     )
-    rng = make_rng(seed)
     n = op.shape[0]
     with progress_bar(
         progress, total=min(num_matvecs, n), desc=f"trace ({method})", unit="matvec"
     ) as bar:
         if num_matvecs >= n:
             diagonal = exact_diagonal(op, store=store, block_size=block_size, bar=bar)
-            zero = op.xp.zeros((), dtype=op.dtype, device=op.device)
+            zero = op.xp.zeros((), dtype=diagonal.dtype, device=op.device)
             return TraceEstimate(op.xp.sum(diagonal), zero, n, method)
         run = _ESTIMATORS[method]
         return run(
@@ -193,12 +225,6 @@ def trace(
             block_size=block_size,
             bar=bar,
         )
-
-
-def _check_choice(value: Any, allowed: tuple[str, ...], *, name: str) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
-    return str(value)
 
 
 def _check_rtol(rtol: Any, method: str) -> float | None:
@@ -218,86 +244,9 @@ def _check_rtol(rtol: Any, method: str) -> float | None:
     return float(rtol)
 
 
-# ---------------------------------------------------------------- shared by trace and diagonal
-
-
-def draw_probes(
-    rng: np.random.Generator, shape: tuple[int, int], kind: str, op: LinearOperator
-) -> Array:
-    """A block of probe vectors (columns) of the named distribution on the operator's device."""
-    if kind == "rademacher":
-        return rademacher(rng, shape, op)
-    if kind == "gaussian":
-        return gaussian(rng, shape, op)
-    host = rng.standard_normal(shape)
-    host *= np.sqrt(shape[0]) / np.linalg.norm(host, axis=0)
-    return from_host(op.xp, host, dtype=op.dtype, device=op.device)
-
-
-def check_finite(op: LinearOperator, Y: Array, *, what: str) -> None:
-    """Raise if the operator's output ``Y`` holds NaN or Inf (one scalar comes to the host)."""
-    xp = op.xp
-    if not bool(xp.all(xp.isfinite(Y))):
-        raise FloatingPointError(f"the operator returned non-finite values {what}")
-
-
-def apply_in_blocks(
-    op: LinearOperator, X: Array, *, store: ProbeStore, key: str, block_size: int, bar: Any
-) -> Array:
-    """``A @ X`` in column blocks; finished blocks are saved under ``key`` and reused on resume."""
-    xp = op.xp
-    parts = []
-    done = store.get(key)
-    start = 0
-    if done is not None:
-        parts.append(from_host(xp, done, dtype=op.dtype, device=op.device))
-        start = done.shape[1]
-        bar.update(start)
-    for j0 in range(start, X.shape[1], block_size):
-        Y = op.matmat(X[:, j0 : min(j0 + block_size, X.shape[1])])
-        check_finite(op, Y, what=f"on columns {j0}..{j0 + Y.shape[1] - 1} of the {key} block")
-        parts.append(Y)
-        store.append(key, Y, axis=1)
-        bar.update(Y.shape[1])
-    return parts[0] if len(parts) == 1 else xp.concat(parts, axis=1)
-
-
-def exact_diagonal(op: LinearOperator, *, store: ProbeStore, block_size: int, bar: Any) -> Array:
-    """``diag(A)`` from products with blocks of the identity's columns (``n`` matvecs)."""
-    xp = op.xp
-    n = op.shape[0]
-    parts = []
-    done = store.get("diagonal")
-    start = 0
-    if done is not None:
-        parts.append(from_host(xp, done, dtype=op.dtype, device=op.device))
-        start = done.shape[0]
-        bar.update(start)
-    for j0 in range(start, n, block_size):
-        j1 = min(j0 + block_size, n)
-        E = from_host(xp, np.eye(n, j1 - j0, -j0), dtype=op.dtype, device=op.device)
-        Y = op.matmat(E)
-        check_finite(op, Y, what=f"on identity columns {j0}..{j1 - 1}")
-        piece = xp.sum(E * Y, axis=0)
-        parts.append(piece)
-        store.append("diagonal", piece, axis=0)
-        bar.update(j1 - j0)
-    return parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
-
-
-def inverse_transpose_columns(R: np.ndarray) -> np.ndarray:
-    """Unit-norm columns of ``R^{-T}`` for an upper-triangular ``R`` (the XTrace directions)."""
-    try:
-        S = scipy.linalg.solve_triangular(R, np.eye(R.shape[0]), trans="T", lower=False)
-    except np.linalg.LinAlgError:
-        S = np.full_like(R, np.inf)
-    norms = np.linalg.norm(S, axis=0)
-    if not np.all(np.isfinite(S)) or np.any(norms == 0):
-        raise FloatingPointError(
-            "the sketch A @ Omega is numerically rank deficient (the operator has lower rank than "
-            "the sketch); use fewer matvecs, which then suffice for an exact low-rank estimate"
-        )
-    return S / norms
+def _host(op: LinearOperator, X: Array) -> np.ndarray:
+    """A device array on the host in float64 or complex128 (the small matrices of XTrace)."""
+    return to_host(X).astype(np.complex128 if is_complex(op.xp, op.dtype) else np.float64)
 
 
 # ---------------------------------------------------------------- the estimators
@@ -313,7 +262,7 @@ def _quadratic_forms(
     block_size: int,
     bar: Any,
 ) -> np.ndarray:
-    """``w_i^T A w_i`` for ``count`` probes drawn block by block (every block is drawn, even
+    """``Re w_i^H A w_i`` for ``count`` probes drawn block by block (every block is drawn, even
     those restored from the checkpoint, so the random stream is the same on resume)."""
     xp = op.xp
     saved = store.get("forms")
@@ -322,7 +271,7 @@ def _quadratic_forms(
     for j0 in range(0, count, block_size):
         b = min(block_size, count - j0)
         Omega = draw(b)
-        if j0 < saved_count(saved):
+        if j0 < values.shape[0]:
             continue
         if (
             rtol is not None
@@ -331,23 +280,18 @@ def _quadratic_forms(
         ):
             break
         Y = op.matmat(Omega)
-        forms = to_host(xp.sum(Omega * Y, axis=0)).astype(np.float64)
-        if not np.all(np.isfinite(forms)):
-            raise FloatingPointError(
-                f"the operator returned non-finite values on probes {j0}..{j0 + b - 1}"
-            )
+        forms = check_finite(
+            to_host(real_part(xp, column_inner(xp, Omega, Y))).astype(np.float64),
+            where=f"on probes {j0}..{j0 + b - 1}",
+        )
         values = np.concatenate([values, forms])
-        store.append("forms", forms, axis=0)
+        store.append("forms", forms)
         bar.update(b)
     return values
 
 
-def saved_count(saved: np.ndarray | None) -> int:
-    """How many probes a checkpointed 1-D array of per-probe values holds."""
-    return 0 if saved is None else int(saved.shape[0])
-
-
 def _stderr(values: np.ndarray) -> float:
+    """Standard error of the mean of independent samples (``inf`` for fewer than two)."""
     if values.shape[0] < 2:
         return float("inf")
     return float(np.std(values, ddof=1) / np.sqrt(values.shape[0]))
@@ -388,6 +332,9 @@ def _hutch_plus_plus(
     block_size: int,
     bar: Any,
 ) -> TraceEstimate:
+    """Hutch++: ``tr(Q^H A Q)`` plus Hutchinson on ``(I - QQ^H) A (I - QQ^H)``; the standard
+    error is that of the mean of the deflated quadratic forms (the low-rank part is exact
+    given ``Q``)."""
     xp = op.xp
     n = op.shape[0]
     k = num_matvecs // 3
@@ -396,11 +343,14 @@ def _hutch_plus_plus(
         apply_in_blocks(op, S, store=store, key="sketch", block_size=block_size, bar=bar)
     )
     AQ = apply_in_blocks(op, Q, store=store, key="range", block_size=block_size, bar=bar)
-    low_rank = xp.sum(Q * AQ)
+    low_rank = float(
+        check_finite(
+            to_host(real_part(xp, xp.sum(column_inner(xp, Q, AQ)))), where="on the sketch's range"
+        )
+    )
 
     def deflated(b: int) -> Array:
-        G = draw_probes(rng, (n, b), probes, op)
-        return G - Q @ (Q.T @ G)
+        return project_out(xp, Q, draw_probes(rng, (n, b), probes, op))[0]
 
     forms = _quadratic_forms(
         op,
@@ -411,8 +361,7 @@ def _hutch_plus_plus(
         block_size=block_size,
         bar=bar,
     )
-    stderr = from_host(xp, np.asarray(_stderr(forms)), dtype=op.dtype, device=op.device)
-    return TraceEstimate(low_rank + float(np.mean(forms)), stderr, num_matvecs, "hutch++")
+    return _estimate(op, low_rank + float(np.mean(forms)), _stderr(forms), num_matvecs, "hutch++")
 
 
 def _xtrace(
@@ -433,15 +382,17 @@ def _xtrace(
     Y = apply_in_blocks(op, Omega, store=store, key="sketch", block_size=block_size, bar=bar)
     Q, R = xp.linalg.qr(Y)
     Z = apply_in_blocks(op, Q, store=store, key="range", block_size=block_size, bar=bar)
-    flat = [xp.reshape(M, (-1,)) for M in (R, Q.T @ Z, Q.T @ Omega)]
-    host = to_host(xp.concat([*flat, xp.sum(Omega * Omega, axis=0)])).astype(np.float64)
+    Q_h = conjugate_transpose(xp, Q)
+    flat = [xp.reshape(M, (-1,)) for M in (R, Q_h @ Z, Q_h @ Omega)]
+    host = _host(op, xp.concat([*flat, column_inner(xp, Omega, Omega)]))
+    host = check_finite(host, where="in the XTrace sketch")
     R_h, H, W = (host[i * s * s : (i + 1) * s * s].reshape(s, s) for i in range(3))
-    probe_norms2 = host[3 * s * s :]
+    probe_norms2 = host[3 * s * s :].real
     sketch = _XTrace(
         R=R_h,
-        H=(H + H.T) / 2,
+        H=(H + H.conj().T) / 2,
         W=W,
-        S=inverse_transpose_columns(R_h),
+        S=inverse_adjoint_columns(R_h),
         probe_norms2=probe_norms2 if probes == "sphere" else None,
         n=n,
     )
@@ -454,11 +405,12 @@ class _XTrace:
     """The host quantities of XTrace from which every leave-one-out and leave-two-out estimate
     follows in closed form.
 
-    With ``A Omega = Q R``, the approximation from a subset of the probes is ``Q P Q^T A Q P Q^T``,
+    With ``A Omega = Q R``, the approximation from a subset of the probes is ``Q P Q^H A Q P Q^H``,
     ``P`` the orthogonal projector onto the complement of ``span{s_k : k left out}`` (``s_k`` the
-    normalised columns ``S`` of ``R^{-T}``, orthogonal to the images of every other probe).
-    ``H = Q^T A Q``, ``W = Q^T Omega``, ``probe_norms2`` the squared probe norms for the improved
-    scaling of sphere probes (``None`` for the basic one).
+    normalised columns ``S`` of ``R^{-H}``, orthogonal to the images of every other probe).
+    ``H = Q^H A Q``, ``W = Q^H Omega``, ``probe_norms2`` the squared probe norms for the improved
+    scaling of sphere probes (``None`` for the basic one). Complex for a Hermitian operator, the
+    inner products conjugate; every estimate is real.
     """
 
     R: np.ndarray
@@ -469,17 +421,24 @@ class _XTrace:
     n: int
 
     def estimates(self) -> np.ndarray:
-        """Leave-one-out estimates ``tr(Q_i^T A Q_i) + scale_i w_i^T (I - Q_i Q_i^T) A (I - Q_i
-        Q_i^T) w_i``, ``Q_i`` an orthonormal basis of the other probes' images (the paper's)."""
+        """Leave-one-out estimates ``tr(Q_i^H A Q_i) + scale_i r_i^H A r_i`` with ``r_i = (I -
+        Q_i Q_i^H) w_i``, ``Q_i`` an orthonormal basis of the other probes' images (the paper's)."""
         R, H, W, S = self.R, self.H, self.W, self.S
         s = W.shape[1]
-        c = np.sum(S * W, axis=0)
+        c = np.sum(S.conj() * W, axis=0)
         V = W - S * c
-        residual = np.sum(W * R, axis=0) - 2 * np.sum(V * R, axis=0) + np.sum(V * (H @ V), axis=0)
+        residual = (
+            np.sum(W.conj() * R, axis=0)
+            - 2 * np.sum(R.conj() * V, axis=0).real
+            + np.sum(V.conj() * (H @ V), axis=0)
+        ).real
         scale: float | np.ndarray = 1.0
         if self.probe_norms2 is not None:
-            scale = (self.n - s + 1) / (self.probe_norms2 - np.sum(W * W, axis=0) + c**2)
-        return np.trace(H) - np.sum(S * (H @ S), axis=0) + scale * residual
+            scale = (self.n - s + 1) / (
+                self.probe_norms2 - np.sum(np.abs(W) ** 2, axis=0) + np.abs(c) ** 2
+            )
+        captured = np.sum(S.conj() * (H @ S), axis=0).real
+        return np.trace(H).real - captured + scale * residual
 
     def jackknife_stderr(self) -> float:
         """``sqrt((s-1)/s sum_j (t_j - mean t)^2)``, ``t_j`` XTrace without probe ``j``.
@@ -487,34 +446,38 @@ class _XTrace:
         ``t_j`` is the mean over ``i != j`` of the leave-two-out estimates (entry ``[i, j]``
         below): ``P`` loses the plane of ``s_i`` and ``s_j``, and probe ``i``'s coordinates
         ``w_i`` lose their projection ``g_i s_i + g_j s_j`` onto it, with ``(g_i, g_j)`` the
-        solution of the plane's 2 x 2 Gram system (``cos_ij = s_i^T s_j``).
+        solution of the plane's 2 x 2 Gram system (``cos_ij = s_i^H s_j``).
         """
         R, H, W, S = self.R, self.H, self.W, self.S
         s = W.shape[1]
         off = ~np.eye(s, dtype=bool)
-        cos = S.T @ S
-        sin2 = np.where(off, 1.0 - cos**2, 1.0)
-        SH = S.T @ H
-        h = SH @ S
-        d = np.diag(h)
-        SW, SR, SHW = S.T @ W, S.T @ R, SH @ W
+        S_h = S.conj().T
+        cos = S_h @ S
+        sin2 = np.where(off, 1.0 - np.abs(cos) ** 2, 1.0)
+        h = S_h @ H @ S
+        d = np.diag(h).real
+        SW, SR, SHW = S_h @ W, S_h @ R, S_h @ H @ W
         a, b = np.diag(SW)[:, None], SW.T
-        g_i, g_j = (a - cos * b) / sin2, (b - cos * a) / sin2
-        captured = (d[:, None] + d[None, :] - 2 * cos * h) / sin2
-        wR = np.sum(W * R, axis=0)[:, None]
-        vR = wR - g_i * np.diag(SR)[:, None] - g_j * SR.T
+        g_i, g_j = (a - cos * b) / sin2, (b - cos.conj() * a) / sin2
+        captured = (d[:, None] + d[None, :] - 2 * (cos.conj() * h).real) / sin2
+        wR = np.sum(W.conj() * R, axis=0).real[:, None]
+        vR = (
+            np.sum(R.conj() * W, axis=0)[:, None]
+            - g_i * np.diag(SR).conj()[:, None]
+            - g_j * SR.T.conj()
+        ).real
         vHv = (
-            np.sum(W * (H @ W), axis=0)[:, None]
-            - 2 * (g_i * np.diag(SHW)[:, None] + g_j * SHW.T)
-            + g_i**2 * d[:, None]
-            + 2 * g_i * g_j * h
-            + g_j**2 * d[None, :]
+            np.sum(W.conj() * (H @ W), axis=0).real[:, None]
+            - 2 * (g_i.conj() * np.diag(SHW)[:, None] + g_j.conj() * SHW.T).real
+            + np.abs(g_i) ** 2 * d[:, None]
+            + 2 * (g_i.conj() * g_j * h).real
+            + np.abs(g_j) ** 2 * d[None, :]
         )
         scale: float | np.ndarray = 1.0
         if self.probe_norms2 is not None:
-            outside = (self.probe_norms2 - np.sum(W * W, axis=0))[:, None]
-            scale = (self.n - s + 2) / (outside + g_i * a + g_j * b)
-        return _jackknife_stderr(np.trace(H) - captured + scale * (wR - 2 * vR + vHv))
+            outside = (self.probe_norms2 - np.sum(np.abs(W) ** 2, axis=0))[:, None]
+            scale = (self.n - s + 2) / (outside + (a.conj() * g_i + b.conj() * g_j).real)
+        return jackknife_stderr(np.trace(H).real - captured + scale * (wR - 2 * vR + vHv))
 
 
 def _xnystrace(
@@ -538,25 +501,26 @@ def _xnystrace(
     )
     Y = Y + shift * Omega
     _, R = xp.linalg.qr(Y)
-    blocks = [xp.reshape(M, (-1,)) for M in (R, Omega.T @ Y, Omega.T @ Omega)]
-    host = to_host(xp.concat(blocks)).astype(np.float64)
+    Omega_h = conjugate_transpose(xp, Omega)
+    blocks = [xp.reshape(M, (-1,)) for M in (R, Omega_h @ Y, Omega_h @ Omega)]
+    host = check_finite(_host(op, xp.concat(blocks)), where="in the XNysTrace sketch")
     R_h, G, gram = (host[i * m * m : (i + 1) * m * m].reshape(m, m) for i in range(3))
     try:
-        C = scipy.linalg.cholesky((G + G.T) / 2, lower=False)
+        C = scipy.linalg.cholesky((G + G.conj().T) / 2, lower=False)
     except np.linalg.LinAlgError as error:
         raise ValueError(
-            "method='xnystrace' needs a positive semidefinite operator, and Omega^T A Omega is not "
+            "method='xnystrace' needs a positive semidefinite operator, and Omega^H A Omega is not "
             "positive definite; use method='xtrace' for indefinite operators"
         ) from error
-    B = scipy.linalg.solve_triangular(C, R_h.T, trans="T", lower=False).T
-    Z = scipy.linalg.solve_triangular(C, np.eye(m), trans="T", lower=False)
-    z_norms2 = np.sum(Z * Z, axis=0)
+    B = scipy.linalg.solve_triangular(C, R_h.conj().T, trans="C", lower=False).conj().T
+    Z = scipy.linalg.solve_triangular(C, np.eye(m), trans="C", lower=False)
+    z_norms2 = np.sum(np.abs(Z) ** 2, axis=0)
     Z = Z / np.sqrt(z_norms2)
     BZ = B @ Z
     nystrom = _Nystrom(
-        total=float(np.sum(B * B)),
-        captured=BZ.T @ BZ,
-        cosines=Z.T @ Z,
+        total=float(np.sum(np.abs(B) ** 2)),
+        captured=BZ.conj().T @ BZ,
+        cosines=Z.conj().T @ Z,
         z_norms2=z_norms2,
         probe_gram_inverse=scipy.linalg.pinvh(gram) if probes == "sphere" else None,
         n=n,
@@ -571,11 +535,11 @@ class _Nystrom:
     """The host quantities of XNysTrace from which every leave-one-out and leave-two-out
     estimate follows in closed form.
 
-    The Nystrom approximation from a subset ``S`` of the probes is ``Q B P_S B^T Q^T``, ``P_S``
+    The Nystrom approximation from a subset ``S`` of the probes is ``Q B P_S B^H Q^H``, ``P_S``
     the orthogonal projector onto the complement of ``span{z_k : k not in S}`` (``z_k`` the
-    normalised columns of ``C^{-T}``). ``total = ||B||_F^2``, ``captured = (B Z)^T (B Z)``,
-    ``cosines = Z^T Z``, ``z_norms2`` the squared column norms of ``C^{-T}`` (the diagonal of
-    ``(Omega^T A Omega)^{-1}``), ``probe_gram_inverse = (Omega^T Omega)^{-1}`` for the improved
+    normalised columns of ``C^{-H}``). ``total = ||B||_F^2``, ``captured = (B Z)^H (B Z)``,
+    ``cosines = Z^H Z``, ``z_norms2`` the squared column norms of ``C^{-H}`` (the diagonal of
+    ``(Omega^H A Omega)^{-1}``), ``probe_gram_inverse = (Omega^H Omega)^{-1}`` for the improved
     scaling of sphere probes (``None`` for the basic one), ``shift`` the stabilising shift.
     """
 
@@ -588,12 +552,12 @@ class _Nystrom:
     shift: float
 
     def estimates(self) -> np.ndarray:
-        """Leave-one-out estimates ``tr(A_i) + scale_i w_i^T (A - A_i) w_i`` (the paper's)."""
+        """Leave-one-out estimates ``tr(A_i) + scale_i w_i^H (A - A_i) w_i`` (the paper's)."""
         m = self.z_norms2.shape[0]
         scale: float | np.ndarray = 1.0
         if self.probe_gram_inverse is not None:
-            scale = (self.n - m + 1) * np.diag(self.probe_gram_inverse)
-        left_out = np.diag(self.captured)
+            scale = (self.n - m + 1) * np.diag(self.probe_gram_inverse).real
+        left_out = np.diag(self.captured).real
         return self.total - left_out + scale / self.z_norms2 - self.shift * self.n
 
     def jackknife_stderr(self) -> float:
@@ -601,34 +565,33 @@ class _Nystrom:
 
         ``t_j`` is the mean over ``i != j`` of the leave-two-out estimates: the approximation
         from the probes other than ``i`` and ``j`` (``P`` minus the plane of ``z_i`` and
-        ``z_j``) plus probe ``i``'s residual term, ``1 / (K_ii (1 - cos_ij^2))`` by the Schur
-        complement, with ``K = (Omega^T A Omega)^{-1}``.
+        ``z_j``) plus probe ``i``'s residual term, ``1 / (K_ii (1 - |cos_ij|^2))`` by the Schur
+        complement, with ``K = (Omega^H A Omega)^{-1}``.
         """
         m = self.z_norms2.shape[0]
         cos = self.cosines
         off = ~np.eye(m, dtype=bool)
-        sin2 = np.where(off, 1.0 - cos**2, 1.0)
-        one = np.diag(self.captured)
-        plane = one[None, :] + (one[:, None] - 2 * cos * self.captured + cos**2 * one) / sin2
+        sin2 = np.where(off, 1.0 - np.abs(cos) ** 2, 1.0)
+        one = np.diag(self.captured).real
+        plane = (one[:, None] + one[None, :] - 2 * (cos.conj() * self.captured).real) / sin2
         scale: float | np.ndarray = 1.0
         if self.probe_gram_inverse is not None:
             g = self.probe_gram_inverse
-            d = np.diag(g)
-            scale = (self.n - m + 2) * (d[:, None] - g**2 / d[None, :])
-        return _jackknife_stderr(
+            d = np.diag(g).real
+            scale = (self.n - m + 2) * (d[:, None] - np.abs(g) ** 2 / d[None, :])
+        return jackknife_stderr(
             self.total - plane + scale / (self.z_norms2[:, None] * sin2) - self.shift * self.n
         )
 
 
-def _jackknife_stderr(pairs: np.ndarray) -> float:
+def jackknife_stderr(pairs: np.ndarray) -> float:
     """Jackknife standard error from the leave-two-out estimates ``pairs[i, j]`` (probe ``i``'s
     term without probes ``i`` and ``j``; the diagonal is ignored): ``t_j``, the estimator without
-    probe ``j``, is the mean of column ``j``, and the error ``sqrt((m-1)/m sum_j (t_j - mean
-    t)^2)`` (Efron and Stein 1981)."""
+    probe ``j``, is the mean of column ``j`` (Efron and Stein 1981)."""
     m = pairs.shape[0]
     off = ~np.eye(m, dtype=bool)
     dropped = np.sum(np.where(off, pairs, 0.0), axis=0) / (m - 1)
-    return float(np.sqrt((m - 1) / m * np.sum((dropped - np.mean(dropped)) ** 2)))
+    return float(jackknife(np, dropped))
 
 
 _ESTIMATORS: dict[str, Callable[..., TraceEstimate]] = {

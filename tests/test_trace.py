@@ -26,16 +26,30 @@ def matrix(spectrum: str) -> np.ndarray:
     return random_symmetric(SPECTRA[spectrum], seed=0)[0]
 
 
+def hermitian(A: np.ndarray, dtype: str) -> np.ndarray:
+    """``A`` itself, or for ``complex128`` a complex Hermitian matrix with the same eigenvalues
+    (``A`` conjugated by a fixed diagonal unitary and a fixed complex rotation)."""
+    if dtype == "float64":
+        return A
+    n = A.shape[0]
+    rng = np.random.default_rng(11)
+    U, _ = np.linalg.qr(rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n)))
+    return U @ A @ U.conj().T
+
+
 class CountingOperator:
-    """A NumPy operator that counts columns and can fail after a number of ``matmat`` calls."""
+    """A NumPy operator that counts columns, records the blocks it is given and can fail after
+    a number of ``matmat`` calls."""
 
     def __init__(self, A: np.ndarray, *, fail_after: int | None = None):
         self.A = A
         self.shape = A.shape
+        self.dtype = A.dtype
         self.columns = 0
         self.calls = 0
         self.widest = 0
         self.fail_after = fail_after
+        self.inputs: list[np.ndarray] = []
 
     def matmat(self, X: np.ndarray) -> np.ndarray:
         if self.fail_after is not None and self.calls >= self.fail_after:
@@ -43,6 +57,7 @@ class CountingOperator:
         self.calls += 1
         self.columns += X.shape[1]
         self.widest = max(self.widest, X.shape[1])
+        self.inputs.append(np.array(X))
         return self.A @ X
 
 
@@ -116,21 +131,22 @@ def xtrace_by_definition(A: np.ndarray, Omega: np.ndarray, *, resphered: bool) -
     estimates = []
     for i in range(s):
         Q, _ = np.linalg.qr(A @ np.delete(Omega, i, axis=1))
-        residual = Omega[:, i] - Q @ (Q.T @ Omega[:, i])
-        scale = (n - s + 1) / (residual @ residual) if resphered else 1.0
-        estimates.append(np.trace(Q.T @ A @ Q) + scale * (residual @ A @ residual))
+        residual = Omega[:, i] - Q @ (Q.conj().T @ Omega[:, i])
+        scale = (n - s + 1) / np.vdot(residual, residual).real if resphered else 1.0
+        quadratic = np.vdot(residual, A @ residual).real
+        estimates.append(np.trace(Q.conj().T @ A @ Q).real + scale * quadratic)
     return float(np.mean(estimates))
 
 
+@pytest.mark.parametrize("dtype", ["float64", "complex128"])
 @pytest.mark.parametrize("probes", ["sphere", "gaussian"])
-def test_xtrace_estimate_and_jackknife_match_their_definitions(probes: str) -> None:
-    from spectra._random import make_rng
-    from spectra.trace import draw_probes
-
-    A = matrix("indefinite")[:40, :40]
+def test_xtrace_estimate_and_jackknife_match_their_definitions(probes: str, dtype: str) -> None:
+    A = hermitian(matrix("indefinite")[:40, :40], dtype)
     s = 6
-    result = spectra.trace(A, method="xtrace", num_matvecs=2 * s, seed=4, probes=probes)
-    Omega = draw_probes(make_rng(4), (40, s), probes, spectra.aslinearoperator(A))
+    operator = CountingOperator(A)
+    result = spectra.trace(operator, method="xtrace", num_matvecs=2 * s, seed=4, probes=probes)
+    Omega = operator.inputs[0]
+    assert Omega.dtype == A.dtype and result.estimate.dtype == np.float64
     resphered = probes == "sphere"
     assert float(result) == pytest.approx(
         xtrace_by_definition(A, Omega, resphered=resphered), rel=1e-10
@@ -154,22 +170,22 @@ def xnystrace_by_definition(A: np.ndarray, Omega: np.ndarray) -> float:
     for i in range(m):
         others = np.delete(Omega, i, axis=1)
         Y = A @ others
-        nystrom = Y @ np.linalg.solve(others.T @ Y, Y.T)
+        nystrom = Y @ np.linalg.solve(others.conj().T @ Y, Y.conj().T)
         w = Omega[:, i]
         projected = w - others @ np.linalg.lstsq(others, w, rcond=None)[0]
-        scale = (n - m + 1) / (projected @ projected)
-        estimates.append(np.trace(nystrom) + scale * (w @ (A - nystrom) @ w))
+        scale = (n - m + 1) / np.vdot(projected, projected).real
+        residual = np.vdot(w, (A - nystrom) @ w).real
+        estimates.append(np.trace(nystrom).real + scale * residual)
     return float(np.mean(estimates))
 
 
-def test_xnystrace_estimate_and_jackknife_match_their_definitions() -> None:
-    from spectra._random import make_rng
-    from spectra.trace import draw_probes
-
-    A = matrix("decaying")[:40, :40] + np.eye(40)
+@pytest.mark.parametrize("dtype", ["float64", "complex128"])
+def test_xnystrace_estimate_and_jackknife_match_their_definitions(dtype: str) -> None:
+    A = hermitian(matrix("decaying")[:40, :40] + np.eye(40), dtype)
     m = 8
-    result = spectra.trace(A, method="xnystrace", num_matvecs=m, seed=4)
-    Omega = draw_probes(make_rng(4), (40, m), "sphere", spectra.aslinearoperator(A))
+    operator = CountingOperator(A)
+    result = spectra.trace(operator, method="xnystrace", num_matvecs=m, seed=4)
+    Omega = operator.inputs[0]
     assert float(result) == pytest.approx(xnystrace_by_definition(A, Omega), rel=1e-10)
     dropped = np.array([xnystrace_by_definition(A, np.delete(Omega, j, axis=1)) for j in range(m)])
     jackknife = np.sqrt((m - 1) / m * np.sum((dropped - dropped.mean()) ** 2))
@@ -250,30 +266,33 @@ def test_blocks_bound_matmat_width_and_do_not_change_xtrace() -> None:
 
 @pytest.mark.parametrize("method", METHODS)
 def test_checkpoint_resume_equals_uninterrupted_run(tmp_path: Path, method: str) -> None:
+    """Each checkpointed call makes one extra product (the operator's fingerprint), not counted
+    in ``n_matvec``; everything else done before the interruption is reused."""
     A = matrix("decaying")
-    path = tmp_path / "trace.npz"
+    path = tmp_path / "trace-checkpoint"
     options: dict[str, Any] = dict(method=method, num_matvecs=40, seed=5, block_size=6)
     uninterrupted = spectra.trace(A, **options)
     interrupted = CountingOperator(A, fail_after=4)
     with pytest.raises(KeyboardInterrupt):
         spectra.trace(interrupted, checkpoint=path, **options)
-    assert path.exists() and interrupted.columns > 0
+    assert path.is_dir() and interrupted.columns > 1
     resumed_operator = CountingOperator(A)
     resumed = spectra.trace(resumed_operator, checkpoint=path, **options)
     assert float(resumed) == pytest.approx(float(uninterrupted), rel=1e-12)
     assert float(resumed.stderr) == pytest.approx(float(uninterrupted.stderr), rel=1e-10)
     assert resumed.n_matvec == uninterrupted.n_matvec
-    assert resumed_operator.columns == uninterrupted.n_matvec - interrupted.columns
+    done_before = interrupted.columns - 1
+    assert resumed_operator.columns == 1 + uninterrupted.n_matvec - done_before
     finished = CountingOperator(A)
     assert float(spectra.trace(finished, checkpoint=path, **options)) == float(resumed)
-    assert finished.columns == 0
+    assert finished.columns == 1
 
 
 def test_checkpoint_refuses_a_different_call(tmp_path: Path) -> None:
-    path = tmp_path / "trace.npz"
+    path = tmp_path / "trace-checkpoint"
     A = matrix("flat")
     spectra.trace(A, method="hutchinson", num_matvecs=10, seed=0, checkpoint=path)
-    with pytest.raises(ValueError, match=r"different call \(seed: 0 in the file, 1 now\)"):
+    with pytest.raises(ValueError, match=r"different call \(seed: 0 in the checkpoint, 1 now\)"):
         spectra.trace(A, method="hutchinson", num_matvecs=10, seed=1, checkpoint=path)
     with pytest.raises(ValueError, match=r"different call.*method"):
         spectra.trace(A, method="xtrace", num_matvecs=10, seed=0, checkpoint=path)
@@ -282,15 +301,18 @@ def test_checkpoint_refuses_a_different_call(tmp_path: Path) -> None:
 def test_checkpoint_errors(tmp_path: Path) -> None:
     A = matrix("flat")
     with pytest.raises(ValueError, match="checkpoint needs an integer seed"):
-        spectra.trace(A, num_matvecs=10, checkpoint=tmp_path / "a.npz")
+        spectra.trace(A, num_matvecs=10, checkpoint=tmp_path / "a")
     with pytest.raises(ValueError, match="checkpoint needs an integer seed"):
-        spectra.trace(
-            A, num_matvecs=10, seed=np.random.default_rng(0), checkpoint=tmp_path / "a.npz"
-        )
+        spectra.trace(A, num_matvecs=10, seed=np.random.default_rng(0), checkpoint=tmp_path / "a")
     corrupt = tmp_path / "corrupt.npz"
     corrupt.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="is not a spectra checkpoint"):
+    with pytest.raises(ValueError, match="is not a spectra checkpoint directory"):
         spectra.trace(A, num_matvecs=10, seed=0, checkpoint=corrupt)
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    (stranger / "notes.txt").write_text("someone else's directory")
+    with pytest.raises(ValueError, match="is not a spectra checkpoint directory"):
+        spectra.trace(A, num_matvecs=10, seed=0, checkpoint=stranger)
     with pytest.raises(TypeError, match="checkpoint must be a path"):
         spectra.trace(A, num_matvecs=10, seed=0, checkpoint=3)  # type: ignore[arg-type]
 
@@ -346,7 +368,7 @@ def test_non_finite_operator_output_is_reported(method: str) -> None:
 
 
 def test_rank_deficient_sketch_error() -> None:
-    from spectra.trace import inverse_transpose_columns
+    from spectra._probes import inverse_adjoint_columns
 
     with pytest.raises(FloatingPointError, match="numerically rank deficient"):
-        inverse_transpose_columns(np.array([[1.0, 1.0], [0.0, 0.0]]))
+        inverse_adjoint_columns(np.array([[1.0, 1.0], [0.0, 0.0]]))
