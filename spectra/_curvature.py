@@ -41,6 +41,7 @@ __all__ = [
     "WeightedTerm",
     "as_batches",
     "check_budget",
+    "check_callable",
     "check_loss_pair",
     "check_mc_samples",
     "check_mode",
@@ -53,6 +54,7 @@ __all__ = [
     "host_free_memory",
     "iterate",
     "select_names",
+    "split_pair",
     "use_cache",
     "weighted",
     "weighted_mean",
@@ -316,10 +318,26 @@ def check_loss_pair(criterion: object, loss_fn: object) -> None:
     """Exactly one of ``criterion`` and ``loss_fn``, and it is callable."""
     if (criterion is None) == (loss_fn is None):
         raise TypeError("pass exactly one of criterion (positional) and loss_fn=")
-    if criterion is not None and not callable(criterion):
-        raise TypeError(f"criterion must be callable; got {type(criterion).__name__}")
-    if loss_fn is not None and not callable(loss_fn):
-        raise TypeError(f"loss_fn must be callable; got {type(loss_fn).__name__}")
+    if criterion is not None:
+        check_callable(criterion, name="criterion")
+    if loss_fn is not None:
+        check_callable(loss_fn, name="loss_fn")
+
+
+def check_callable(value: object, *, name: str) -> None:
+    """``name`` must be callable."""
+    if not callable(value):
+        raise TypeError(f"{name} must be callable; got {type(value).__name__}")
+
+
+def split_pair(batch: Batch, *, hint: str) -> tuple[Any, Any]:
+    """``(inputs, targets)`` of a batch used with a criterion; ``hint`` names the alternative."""
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        raise TypeError(
+            f"with a criterion each batch must be (inputs, targets); got {type(batch).__name__}; "
+            f"{hint}"
+        )
+    return batch[0], batch[1]
 
 
 def check_scalar_loss(

@@ -109,12 +109,9 @@ class CurvatureOperator(LinearOperator):
 
     def split(self, batch: Batch) -> tuple[Any, Any]:
         """``(inputs, targets)`` of a batch used with a criterion."""
-        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-            raise TypeError(
-                f"with a criterion each batch must be (inputs, targets); got "
-                f"{type(batch).__name__}; use loss_fn=lambda model, batch: ... for other batches"
-            )
-        return batch[0], batch[1]
+        return _curvature.split_pair(
+            batch, hint="use loss_fn=lambda model, batch: ... for other batches"
+        )
 
     def weighted(self, term: Term, batch: Batch) -> WeightedTerm:
         """The term with ``w_b`` and ``n_b`` of its batch (see the module docstring)."""
