@@ -27,7 +27,7 @@ from spectra.operators import LinearOperator
 from spectra_torch._data import Batch, SampleCounter, as_batches, first_dimension, to_device
 from spectra_torch._params import ParamSpec, select_parameters
 
-__all__ = ["CurvatureOperator", "Term", "WeightedTerm", "call_model"]
+__all__ = ["BATCHED_FROM", "CurvatureOperator", "Term", "WeightedTerm", "call_model"]
 
 Criterion = Callable[[Any, Any], torch.Tensor]
 LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor]
@@ -147,6 +147,38 @@ class CurvatureOperator(LinearOperator):
     def _join_blocks(blocks: list[torch.Tensor]) -> torch.Tensor:
         b = blocks[0].shape[0]
         return torch.cat([block.reshape(b, -1) for block in blocks], dim=1).T
+
+
+# Kept-graph products of a block of b vectors run as one backward per column, or as one batched
+# backward (``is_grads_batched``: vmap over the backward) once b reaches the entry of the device
+# type here. benchmarks/gpu_validate.py (section "batching", docs/gpu.md) measures both and says
+# whether this table agrees. The CPU keeps the loop: it won or tied on the digits MLP and CNN and
+# on a small ResNet, though a tiny transformer ran up to 2.4x faster batched (docs/gpu.md). CUDA
+# keeps the loop until a GPU run of that script has measured the winner.
+BATCHED_FROM: dict[str, int] = {}
+
+
+def backward_columns(
+    outputs: list[torch.Tensor], inputs: list[torch.nn.Parameter], blocks: list[torch.Tensor]
+) -> list[torch.Tensor]:
+    """``grad(outputs, inputs, grad_outputs=column j of blocks)`` for every column j, as
+    per-input blocks (b, *input.shape); the graph of ``outputs`` is kept for the next block."""
+    b = blocks[0].shape[0]
+    batched_from = BATCHED_FROM.get(inputs[0].device.type)
+    options = {"retain_graph": True, "allow_unused": True, "materialize_grads": True}
+    if batched_from is None or b < batched_from:
+        return stack_columns(
+            [
+                torch.autograd.grad(outputs, inputs, [block[j] for block in blocks], **options)
+                for j in range(b)
+            ]
+        )
+    grads = torch.autograd.grad(outputs, inputs, blocks, is_grads_batched=True, **options)
+    # an unused input's materialised zeros come without the batch dimension
+    return [
+        g if g.ndim == p.ndim + 1 else g.expand(b, *p.shape)
+        for g, p in zip(grads, inputs, strict=True)
+    ]
 
 
 def stack_columns(columns: list[tuple[torch.Tensor, ...]]) -> list[torch.Tensor]:

@@ -14,8 +14,8 @@ the gradient of ``g(theta) . v``. Three ways to compute it, all exact:
 On a CPU digits MLP (26k parameters) a gradient took 3.0 ms, a kept-graph product 4.8 ms, a
 fresh double backward 8.3 ms and forward-over-reverse 12.9 ms, so ``mode="auto"`` keeps graphs
 within ``memory_budget`` and otherwise recomputes by double backward; ``recompute_with`` picks
-forward-over-reverse instead. Several vectors are applied one after the other through the same
-graph: on the CPU that beat ``is_grads_batched`` and ``vmap`` (see benchmarks/torch_vs_peers.py).
+forward-over-reverse instead. Several vectors go through the same graph one after the other, or
+as one batched backward where ``spectra_torch._base.BATCHED_FROM`` says that wins on the device.
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ from spectra_torch._base import (
     CurvatureOperator,
     LossFn,
     WeightedTerm,
-    column,
-    stack_columns,
+    backward_columns,
 )
 from spectra_torch._data import Batch, SampleCounter
 from spectra_torch._params import ParamSpec
@@ -123,18 +122,7 @@ class _KeptGradient:
     def apply(self, blocks: list[torch.Tensor]) -> list[torch.Tensor]:
         if not self.used:
             return [torch.zeros_like(block) for block in blocks]
-        columns = [
-            torch.autograd.grad(
-                self.grads,
-                self.params,
-                grad_outputs=column(blocks, j, self.used),
-                retain_graph=True,
-                allow_unused=True,
-                materialize_grads=True,
-            )
-            for j in range(blocks[0].shape[0])
-        ]
-        return stack_columns(columns)
+        return backward_columns(self.grads, self.params, [blocks[i] for i in self.used])
 
 
 class _LossModule(torch.nn.Module):
