@@ -32,6 +32,7 @@ import numpy as np
 
 from spectra._namespace import Array, from_host, machine_epsilon, to_host
 from spectra._random import Seed
+from spectra._validation import check_finite
 from spectra.operators import LinearOperator
 
 __all__ = ["ProbeStore", "open_store", "seed_key"]
@@ -80,7 +81,7 @@ def operator_fingerprint(op: LinearOperator) -> dict[str, Any]:
     z = rng.standard_normal(n)
     indices = np.sort(rng.choice(n, size=min(n, _FINGERPRINT_SAMPLES), replace=False))
     y = to_host(op.matmat(from_host(op.xp, z[:, None], dtype=op.dtype, device=op.device)))[:, 0]
-    y = y.astype(np.complex128)
+    y = check_finite(y.astype(np.complex128), where="on the checkpoint's fingerprint probe")
     quadratic = complex(np.vdot(z, y))
     samples = y[indices]
     return dict(
