@@ -103,8 +103,8 @@ def diagonal(
     ----------
     A : anything :func:`spectra.aslinearoperator` accepts, real symmetric or complex Hermitian.
     method : ``"hutchinson"`` or ``"xdiag"``.
-    num_matvecs : budget of products (at least 2 for Hutchinson, 4 for XDiag); ``n`` or more
-        gives the exact diagonal.
+    num_matvecs : budget of products (at least 2 for Hutchinson, 4 for XDiag, or ``n`` if
+        smaller); ``n`` or more gives the exact diagonal from the identity's columns.
     seed : the source of the probes: an integer seed, a numpy Generator (used as is, so it
         advances) or ``None`` (fresh entropy); the same seed gives the same probes on every
         backend.
@@ -127,10 +127,10 @@ def diagonal(
     op = aslinearoperator(A)
     method = check_choice(method, METHODS, name="method")
     num_matvecs = check_positive_int(num_matvecs, name="num_matvecs")
-    if num_matvecs < _MIN_MATVECS[method]:
+    least = min(_MIN_MATVECS[method], op.shape[0])
+    if num_matvecs < least:
         raise ValueError(
-            f"num_matvecs must be at least {_MIN_MATVECS[method]} for method={method!r}; "
-            f"got {num_matvecs}"
+            f"num_matvecs must be at least {least} for method={method!r}; got {num_matvecs}"
         )
     probes = check_choice(probes, PROBES, name="probes")
     block_size = check_positive_int(block_size, name="block_size")

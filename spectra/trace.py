@@ -153,7 +153,8 @@ def trace(
     method : ``"hutchinson"``, ``"hutch++"``, ``"xtrace"`` or ``"xnystrace"`` (positive
         semidefinite operators only).
     num_matvecs : budget of products with the operator (at least 2 for Hutchinson and
-        XNysTrace, 4 for Hutch++ and XTrace). A budget of ``n`` or more gives the exact trace.
+        XNysTrace, 4 for Hutch++ and XTrace, or ``n`` if smaller). A budget of ``n`` or more
+        gives the exact trace from the identity's columns.
     seed : the source of the probes: an integer seed, a numpy Generator (used as is, so it
         advances) or ``None`` (fresh entropy); the same seed gives the same probes on every
         backend.
@@ -179,10 +180,10 @@ def trace(
     op = aslinearoperator(A)
     method = check_choice(method, METHODS, name="method")
     num_matvecs = check_positive_int(num_matvecs, name="num_matvecs")
-    if num_matvecs < _MIN_MATVECS[method]:
+    least = min(_MIN_MATVECS[method], op.shape[0])
+    if num_matvecs < least:
         raise ValueError(
-            f"num_matvecs must be at least {_MIN_MATVECS[method]} for method={method!r}; "
-            f"got {num_matvecs}"
+            f"num_matvecs must be at least {least} for method={method!r}; got {num_matvecs}"
         )
     probes = check_choice(
         _DEFAULT_PROBES[method] if probes is None else probes, PROBES, name="probes"
