@@ -71,7 +71,9 @@ def run(seeds: int) -> None:
         for method in ("hutch++", "xtrace", "xnystrace"):
             cells = []
             for m in BUDGETS:
-                runs = [spectra.trace(A, method=method, num_matvecs=m, seed=s) for s in range(seeds)]
+                runs = [
+                    spectra.trace(A, method=method, num_matvecs=m, seed=s) for s in range(seeds)
+                ]
                 errors = np.array([float(r) - exact_trace for r in runs])
                 stderr = np.array([float(r.stderr) for r in runs])
                 calibration = np.mean(stderr**2) / np.mean(errors**2)

@@ -2,7 +2,8 @@
 
 The array API standard has no random numbers. Drawing on the host from a seeded
 ``numpy.random.Generator`` gives the same start vectors and probes on every backend, device and
-rank, which is what makes cross-framework and distributed runs agree.
+rank, which is what makes cross-framework and distributed runs agree. The estimators' probe
+distributions (Rademacher, Gaussian, sphere, real or complex) live in :mod:`spectra._probes`.
 """
 
 from __future__ import annotations
@@ -31,11 +32,6 @@ def make_rng(seed: Seed) -> np.random.Generator:
 def gaussian(rng: np.random.Generator, shape: tuple[int, ...], op: LinearOperator) -> Array:
     """Standard normal draws of ``shape`` in the operator's namespace, dtype and device."""
     return _to_device(rng.standard_normal(shape), op)
-
-
-def rademacher(rng: np.random.Generator, shape: tuple[int, ...], op: LinearOperator) -> Array:
-    """Random signs (+1 or -1) of ``shape`` in the operator's namespace, dtype and device."""
-    return _to_device(rng.choice(np.array([-1.0, 1.0]), size=shape), op)
 
 
 def _to_device(values: np.ndarray, op: LinearOperator) -> Any:
