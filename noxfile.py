@@ -37,3 +37,16 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", "spectra", "backends", "tests", "benchmarks", "noxfile.py")
     session.run("ruff", "format", "--check", "spectra", "backends")
     session.run("mypy")
+
+
+@nox.session
+def gpu(session: nox.Session) -> None:
+    """On a CUDA machine: the CuPy tests, then benchmarks/gpu_validate.py (one table, ~8 min).
+
+    torch's PyPI wheel for Linux is its CUDA build; JAX and CuPy come as their CUDA 12 wheels.
+    The script exits 3 when it finds no GPU. Arguments after ``--`` go to the script.
+    """
+    session.install("torch==2.13.0")
+    session.install(".[test,torch,cupy]", "jax[cuda12]", *CONSTRAINTS)
+    session.run("pytest", "-p", "no:cacheprovider", "tests/test_cupy_gpu.py", "-rs")
+    session.run("python", "benchmarks/gpu_validate.py", *session.posargs)

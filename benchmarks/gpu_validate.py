@@ -272,6 +272,7 @@ def laplacian_2d_host(m: int) -> tuple[Any, np.ndarray]:
 @dataclass(frozen=True)
 class Sizes:
     dense_n: int
+    peer_dense_n: int
     laplacian_m: int
     resnet_batch: int
     resnet_width: int
@@ -284,8 +285,8 @@ class Sizes:
     blocks: tuple[int, ...]
 
 
-FULL = Sizes(600, 100, 128, 16, 12, 768, 12, 50257, 128, 4, (1, 2, 4, 8, 16, 32, 64))
-QUICK = Sizes(120, 20, 8, 8, 2, 64, 4, 256, 16, 2, (1, 2, 4, 8, 16))
+FULL = Sizes(600, 2400, 100, 128, 16, 12, 768, 12, 50257, 128, 4, (1, 2, 4, 8, 16, 32, 64))
+QUICK = Sizes(120, 200, 20, 8, 8, 2, 64, 4, 256, 16, 2, (1, 2, 4, 8, 16))
 
 
 def resnet(width: int) -> Any:
@@ -475,6 +476,7 @@ def crosscheck(ctx: Context) -> Iterator[Row]:
     )
     yield from _sparse_and_views(ctx, spectra)
     yield from _torch_hessian_conformance(ctx, spectra)
+    yield from _jax_hessian_conformance(ctx, spectra)
 
 
 def _estimates(spectra: Any, A: Any, *, seed: int) -> tuple[np.ndarray, float, list[float]]:
@@ -573,21 +575,44 @@ def _torch_hessian_conformance(ctx: Context, spectra: Any) -> Iterator[Row]:
         relative(dense, reference.cpu().numpy()),
         below=1e-12,
     )
-    kit = getattr(spectra.testing, "check_curvature_operator", None)
-    if kit is None:
-        spectra.testing.check_operator(op)
-        yield Row(
-            "crosscheck",
-            "torch Hessian: check_operator (kit not in this version)",
-            "passes",
-            "",
-            "ok",
-        )
-        return
     batched = build(mean, [(X[:7], y[:7]), (X[7:], y[7:])])
     summed = build(torch.nn.CrossEntropyLoss(reduction="sum"), (X, y))
-    kit(op, batched=batched, summed=summed)
-    yield Row("crosscheck", "torch Hessian: curvature conformance kit", "passes", "", "ok")
+    last = spectra_torch.HessianOperator(model, mean, (X, y), params="2.*")
+    subset = (last, range(op.shape[0] - last.shape[0], op.shape[0]))  # the last layer's rows
+    spectra.testing.check_curvature_operator(op, batched=batched, summed=summed, subset=subset)
+    yield Row("crosscheck", f"torch {device.type} Hessian: conformance kit", "passes", "", "ok")
+
+
+def _jax_hessian_conformance(ctx: Context, spectra: Any) -> Iterator[Row]:
+    if ctx.found.jax is None:
+        yield Row("crosscheck", "JAX Hessian conformance", "-", "", "skip")
+        return
+    import jax
+    import jax.numpy as jnp
+    import spectra_jax
+
+    rng = np.random.default_rng(ctx.args.seed)
+    params = jax.device_put(
+        {"w": rng.standard_normal((6, 3)), "b": rng.standard_normal(3)}, ctx.found.jax
+    )
+    X, Y = rng.standard_normal((40, 6)), rng.standard_normal((40, 3))
+
+    def residuals(p: Any, batch: Any) -> Any:
+        return jnp.tanh(batch[0] @ p["w"] + p["b"]) - batch[1]
+
+    def mean_loss(p: Any, batch: Any) -> Any:
+        return jnp.mean(jnp.sum(residuals(p, batch) ** 2, axis=1))
+
+    def sum_loss(p: Any, batch: Any) -> Any:
+        return jnp.sum(residuals(p, batch) ** 2)
+
+    op = spectra_jax.HessianOperator(mean_loss, params, (X, Y))
+    batched = spectra_jax.HessianOperator(mean_loss, params, [(X[:7], Y[:7]), (X[7:], Y[7:])])
+    summed = spectra_jax.HessianOperator(sum_loss, params, (X, Y), reduction="sum")
+    spectra.testing.check_curvature_operator(op, batched=batched, summed=summed)
+    yield Row(
+        "crosscheck", f"JAX {ctx.found.jax.platform} Hessian: conformance kit", "passes", "", "ok"
+    )
 
 
 def _unflatten_call(model: Any, flat: Any, X: Any) -> Any:
@@ -617,7 +642,7 @@ def _hvp_rows(work: Workload, dtype: Any, device: Any) -> Iterator[Row]:
 
     params = [p for p in work.model.parameters() if p.requires_grad]
     n = sum(p.numel() for p in params)
-    label = f"{work.name} ({n / 1e6:.1f}M) {str(dtype).split('.')[-1]}"
+    label = f"{work.name} ({n:,} parameters) {str(dtype).split('.')[-1]}"
 
     def gradient() -> Any:
         return torch.autograd.grad(work.loss_fn(work.model, work.batch), params)
@@ -797,7 +822,7 @@ def peers(ctx: Context) -> Iterator[Row]:
     import spectra
 
     host, exact_sparse = laplacian_2d_host(ctx.sizes.laplacian_m)
-    dense_values = spread_spectrum(ctx.sizes.dense_n * 4 if not ctx.args.quick else 200)
+    dense_values = spread_spectrum(ctx.sizes.peer_dense_n)
     dense = symmetric_with(dense_values, seed=ctx.args.seed)
     cases = (("sparse Laplacian", host, exact_sparse), ("dense", dense, np.sort(dense_values)))
     for label, matrix, exact in cases:
