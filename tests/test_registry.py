@@ -56,6 +56,16 @@ def tridiagonal(n: int, seed: int) -> Tridiagonal:
     return Tridiagonal(rng.standard_normal(n), rng.standard_normal(n - 1))
 
 
+def recording(name: str, calls: list[str]) -> Any:
+    """A converter that records its name in ``calls`` when used."""
+
+    def convert(T: Tridiagonal) -> spectra.LinearOperator:
+        calls.append(name)
+        return TridiagonalOperator(T)
+
+    return convert
+
+
 @pytest.mark.usefixtures("clean_registry")
 @pytest.mark.parametrize("by", ["type", "tuple", "predicate"])
 def test_registered_type_reaches_every_solver(by: str) -> None:
@@ -86,17 +96,9 @@ def test_remove_and_reregister() -> None:
     with pytest.raises(TypeError, match="A must be"):
         spectra.aslinearoperator(tridiagonal(5, seed=0))
     calls: list[str] = []
-
-    def first(T: Tridiagonal) -> spectra.LinearOperator:
-        calls.append("first")
-        return TridiagonalOperator(T)
-
-    def second(T: Tridiagonal) -> spectra.LinearOperator:
-        calls.append("second")
-        return TridiagonalOperator(T)
-
-    spectra.register_converter(Tridiagonal, first)
-    spectra.register_converter(Tridiagonal, second)  # the same match replaces the converter
+    spectra.register_converter(Tridiagonal, recording("first", calls))
+    # the same match replaces the converter
+    spectra.register_converter(Tridiagonal, recording("second", calls))
     spectra.aslinearoperator(tridiagonal(5, seed=0))
     assert calls == ["second"]
     assert sum(r.match is Tridiagonal for r in operators._CONVERTERS) == 1
@@ -105,17 +107,8 @@ def test_remove_and_reregister() -> None:
 @pytest.mark.usefixtures("clean_registry")
 def test_latest_registration_is_tried_first() -> None:
     calls: list[str] = []
-
-    def broad(T: Any) -> spectra.LinearOperator:
-        calls.append("broad")
-        return TridiagonalOperator(T)
-
-    def narrow(T: Any) -> spectra.LinearOperator:
-        calls.append("narrow")
-        return TridiagonalOperator(T)
-
-    spectra.register_converter(lambda A: hasattr(A, "off"), broad)
-    spectra.register_converter(Tridiagonal, narrow)
+    spectra.register_converter(lambda A: hasattr(A, "off"), recording("broad", calls))
+    spectra.register_converter(Tridiagonal, recording("narrow", calls))
     spectra.aslinearoperator(tridiagonal(5, seed=0))
     assert calls == ["narrow"]
 
