@@ -8,34 +8,39 @@ Comput. 40 (2018).
 
 The block ``X`` (n, m) holds orthonormal Ritz vectors with values ``theta``; ``k`` of its ``m``
 columns are wanted, the rest are guard vectors that speed up convergence at the edge of the
-wanted set. One iteration:
+wanted set. Real symmetric and complex Hermitian operators run the same code: every inner
+product conjugates (``Q^H W``), the Ritz values are real. One iteration:
 
-1. ``R = A X - X diag(theta)``; a column whose residual meets ``tol * ||A||`` is soft-locked:
-   it stays in ``X`` (and in the Rayleigh-Ritz step) but adds no new directions.
+1. ``R = A X - X diag(theta)``; each column's eigenvalue error bound ``min(r, r^2 / gap)``
+   (the gap to the other Ritz values of the block, guard vectors included) is judged by the one
+   rule of :mod:`spectra._convergence`. A column that meets it is soft-locked: it stays in ``X``
+   (and in the Rayleigh-Ritz step) but adds no new directions.
 2. ``W = M R[:, active]`` (``M`` the optional preconditioner), orthogonalised against
-   ``[X, P]`` by block classical Gram-Schmidt twice and orthonormalised by SVQB (Stathopoulos &
-   Wu 2002), dropping directions lost to cancellation; then ``A W``: the only operator product
-   of the iteration, one ``matmat`` over the active block.
-3. Rayleigh-Ritz on ``S = [X, P, W]`` on the host: ``H = S^T A S`` comes over in one
-   transfer and ``eigh(H)`` gives the Ritz pairs. ``S`` is orthonormal by construction; every
-   few iterations, and whenever ``W`` was ill-conditioned, ``G = S^T S`` comes over with ``H``
-   and a triangular ``T`` with ``T^T G T = I`` from (shifted) Cholesky-QR2 in the small space
+   ``[X, P]`` by :func:`spectra._krylov.project_out` (block classical Gram-Schmidt twice) and
+   orthonormalised by SVQB (Stathopoulos & Wu 2002), dropping directions lost to cancellation;
+   then ``A W``: the only operator product of the iteration, one ``matmat`` over the active block.
+3. Rayleigh-Ritz on ``S = [X, P, W]`` on the host: ``H = S^H A S`` comes over in one transfer.
+   ``H`` must be Hermitian: its asymmetry is the free symmetry check of
+   :func:`spectra._validation.check_hermitian`, so a non-symmetric operator is refused at the
+   first step. ``eigh(H)`` gives the Ritz pairs. ``S`` is orthonormal by construction; every
+   few iterations, and whenever ``W`` was ill-conditioned, ``G = S^H S`` comes over with ``H``
+   and a triangular ``T`` with ``T^H G T = I`` from (shifted) Cholesky-QR2 in the small space
    makes ``S T`` orthonormal to working precision, so round-off in ``[X, P]`` cannot
-   accumulate; then ``eigh(T^T H T)``. If ``G`` is numerically singular, ``P`` is dropped and
+   accumulate; then ``eigh(T^H H T)``. If ``G`` is numerically singular, ``P`` is dropped and
    the step retried (Duersch et al., Sec. 4).
 4. The new ``X = S T C_x`` takes the wanted end of the Ritz values. The new ``P`` (Hetmaniuk &
    Lehoucq) spans the part of the active new columns that lies outside the old ``X``: with
-   ``C = [C_x, C_r]`` orthogonal, the old ``X`` has coordinates ``E_1 = [I; 0; 0]`` (``T`` is
+   ``C = [C_x, C_r]`` unitary, the old ``X`` has coordinates ``E_1 = [I; 0; 0]`` (``T`` is
    triangular, so ``S T`` keeps ``span X`` in its first columns), its component orthogonal to
-   ``C_x`` is ``C_r C_r^T E_1``, and ``P = S T C_r Q`` with ``Q`` an orthonormal basis of
-   ``C_r[:m]^T C_x[:m, active]``. ``[X, P]`` is then orthonormal by construction.
+   ``C_x`` is ``C_r C_r^H E_1``, and ``P = S T C_r Q`` with ``Q`` an orthonormal basis of
+   ``C_r[:m]^H C_x[:m, active]``. ``[X, P]`` is then orthonormal by construction.
 
 ``A X`` and ``A P`` are updated from ``A S`` with the same coefficients. When the updated
-residuals claim convergence, ``A X`` is recomputed with the operator and the claim re-checked,
-so ``converged`` is earned from true residuals ``||A x - theta x|| <= tol * ||A||``
-(``||A||`` estimated from below by the largest Ritz value magnitude and ``||A x||`` seen). The
-best iterate (most converged wanted pairs, then smallest residual) is kept and returned if the
-iteration stalls or runs out of iterations. Small problems (``5 k > n``) are solved densely.
+residuals say every wanted pair has converged, ``A X`` is recomputed with the operator and the
+claim re-judged, so ``converged`` is earned from true residuals. The best iterate (most
+converged wanted pairs, then smallest error bounds relative to their thresholds) is kept and
+returned if the iteration runs out of iterations or of new directions. Small problems
+(``5 k > n``) are solved densely.
 """
 
 from __future__ import annotations
@@ -47,29 +52,32 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-from spectra._convergence import resolve_tol
-from spectra._namespace import Array, from_host, machine_epsilon, to_host
+from spectra._convergence import converged as is_converged
+from spectra._convergence import error_bounds, resolve_tol, thresholds
+from spectra._krylov import conjugate_transpose, project_out, rayleigh_residuals
+from spectra._namespace import Array, from_host, is_complex, machine_epsilon, to_host
 from spectra._progress import progress_bar
 from spectra._random import Seed, gaussian, make_rng
-from spectra._validation import check_k, check_positive_int, check_which
+from spectra._validation import (
+    check_finite,
+    check_hermitian,
+    check_k,
+    check_positive_int,
+    check_which,
+)
 from spectra.dense import dense_eigensolve, preference_order
 from spectra.operators import LinearOperator, aslinearoperator
-from spectra.results import EigenResult, IterationInfo, warn_unconverged
+from spectra.results import EigenResult, IterationInfo, check_callback, eigen_result, notify
 
 __all__ = ["lobpcg"]
 
 Preconditioner = Callable[[Array], Array]
 
-# A run has stalled when, over this many iterations, neither the best iterate improved nor the
-# wanted Ritz values moved by more than round-off.
-_STALL_ITERATIONS = 30
 # Every this many iterations (and whenever the new directions were ill-conditioned) the
-# Rayleigh-Ritz step measures S^T S instead of trusting it to be the identity.
+# Rayleigh-Ritz step measures S^H S instead of trusting it to be the identity.
 _GRAM_PERIOD = 8
 # SVQB eigenvalues and Gram-Schmidt norm ratios above this leave W orthonormal to ~eps / 1e-3.
 _WELL_CONDITIONED = 1e-3
-# Probe columns for check_symmetry.
-_SYMMETRY_PROBES = 4
 
 
 def lobpcg(
@@ -83,37 +91,44 @@ def lobpcg(
     maxiter: int | None = None,
     seed: Seed = None,
     block_size: int | None = None,
-    check_symmetry: bool = False,
-    callback: Callable[[IterationInfo], None] | None = None,
+    callback: Callable[[IterationInfo], Any] | None = None,
     progress: bool = False,
 ) -> EigenResult:
-    """The ``k`` eigenpairs at one or both ends of a symmetric operator's spectrum, by LOBPCG.
+    """The ``k`` eigenpairs at one or both ends of a symmetric (Hermitian) operator's spectrum.
 
     Parameters
     ----------
-    A : anything :func:`spectra.aslinearoperator` accepts.
+    A : anything :func:`spectra.aslinearoperator` accepts, real symmetric or complex Hermitian.
+        A non-symmetric operator is refused with a ``ValueError`` at the first Rayleigh-Ritz
+        step (the check costs no product).
     k : number of eigenpairs, ``1 <= k < n``; exactly ``k`` are returned. When ``5 k > n`` the
         operator is materialised and solved densely.
     which : ``"LA"`` largest or ``"SA"`` smallest algebraic; ``"LM"`` largest magnitude and
         ``"BE"`` both ends (``k // 2`` from the bottom) select from both ends of one block.
-    X : initial block of shape (n, b), ``k <= b``, linearly independent columns; sets the block
-        size. By default a Gaussian block drawn from ``seed``.
+    X : initial block of shape (n, b), ``k <= b``, linearly independent columns (complex only
+        for a complex operator); sets the block size. By default a Gaussian block from ``seed``.
     M : preconditioner approximating ``(A - sigma I)^{-1}`` for a target ``sigma``: an operator
         (anything :func:`spectra.aslinearoperator` accepts) or a callable mapping an (n, b)
         block to an (n, b) block in the operator's namespace.
-    tol : relative residual ``||A x - theta x|| / ||A||`` to reach; ``None`` or 0 gives
-        ``eps ** (2/3)`` of the operator's dtype, as :func:`spectra.lanczos`.
-    maxiter : maximum number of iterations (default 500).
+    tol : relative eigenvalue accuracy. A pair is converged when its eigenvalue error bound
+        ``min(||A x - theta x||, ||A x - theta x||^2 / gap)`` is at most
+        ``max(tol * |theta|, 100 eps ||A||)`` (:mod:`spectra._convergence`, the rule of every
+        solver); ``None`` gives ``eps ** (2/3)``, 0 gives ``eps`` of the operator's dtype.
+    maxiter : maximum number of iterations, each one ``matmat`` over the unconverged columns
+        (default 500).
     block_size : columns in the block, ``k <= block_size`` and ``3 * block_size < n`` (default
         ``k`` plus a few guard vectors).
-    check_symmetry : probe ``A`` with a random block first and raise if it is not symmetric.
-    callback : called with an :class:`~spectra.results.IterationInfo` after each iteration.
-    progress : show a tqdm bar counting converged pairs.
+    callback : called with an :class:`~spectra.results.IterationInfo` after each iteration;
+        returning ``True`` stops the run cleanly (:func:`spectra.results.notify`).
+    progress : show a tqdm bar of converged pairs, with the products and the largest relative
+        error bound of the wanted pairs.
 
     Returns
     -------
     EigenResult (``method="lobpcg"``) in ascending order of eigenvalue, arrays in the operator's
-    namespace and device. Pairs that missed ``tol`` come back with ``converged=False`` and a
+    namespace and device (eigenvalues real, in the real dtype of the operator's precision).
+    ``error_bounds`` holds each eigenvalue's error bound and ``n_iter`` the iterations. Pairs
+    that missed ``tol`` come back with ``converged=False`` and a
     :class:`~spectra.results.ConvergenceWarning`.
 
     >>> import numpy as np, spectra
@@ -131,27 +146,17 @@ def lobpcg(
     precondition = _resolve_preconditioner(M, op)
     start = _check_initial_block(X, op, k) if X is not None else None
     m = _resolve_block_size(block_size, k, n, start)
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable; got {type(callback).__name__}")
+    check_callback(callback)
     rng = make_rng(seed)
-    n_matvec = _check_symmetric(op, rng) if check_symmetry else 0
     if 5 * k > n:
         return dense_eigensolve(op, k, which=which, tol=tol, method="lobpcg")
     if start is None:
         start = gaussian(rng, (n, m), op)
+    settings = _Settings(
+        k=k, which=which, tol=tol, maxiter=maxiter, eps=eps, precondition=precondition
+    )
     with progress_bar(progress, total=k, desc="lobpcg", unit="pair") as bar:
-        return _iterate(
-            op,
-            k,
-            which=which,
-            tol=tol,
-            maxiter=maxiter,
-            start=start,
-            precondition=precondition,
-            n_matvec=n_matvec,
-            callback=callback,
-            bar=bar,
-        )
+        return _iterate(op, settings, start=start, callback=callback, bar=bar)
 
 
 # --- argument checks ---------------------------------------------------------------------------
@@ -186,8 +191,12 @@ def _resolve_block_size(block_size: Any, k: int, n: int, start: Array | None) ->
 
 def _check_initial_block(X: Any, op: LinearOperator, k: int) -> Array:
     """An (n, b) finite block with ``b >= k`` and full column rank, on the operator's device."""
-    host = np.asarray(to_host(X), dtype=np.float64)
+    host = np.asarray(to_host(X))
     n = op.shape[0]
+    complex_operator = is_complex(op.xp, op.dtype)
+    if np.iscomplexobj(host) and not complex_operator:
+        raise TypeError(f"X must be real for an operator of dtype {op.dtype}; got {host.dtype}")
+    host = host.astype(np.complex128 if complex_operator else np.float64)
     if host.ndim != 2 or host.shape[0] != n or host.shape[1] < k:
         raise ValueError(f"X must have shape ({n}, b) with b >= k = {k}; got {host.shape}")
     if not np.all(np.isfinite(host)):
@@ -210,13 +219,31 @@ def _resolve_preconditioner(M: Any, op: LinearOperator) -> Preconditioner | None
         M_op = aslinearoperator(M)
         if M_op.shape != op.shape:
             raise ValueError(f"M must have the operator's shape {op.shape}; got {M_op.shape}")
-        return M_op.matmat
+        return M_op.matmat if M_op.dtype == op.dtype else _converted(M_op, op)
     if callable(M):
         return _checked_callable(M, op)
     raise TypeError(
         f"M must be None, an operator (anything aslinearoperator accepts) or a callable on "
         f"(n, b) blocks; got {type(M).__name__}"
     )
+
+
+def _converted(M: LinearOperator, op: LinearOperator) -> Preconditioner:
+    """``M`` of another precision, or real ``M`` for a complex operator (applied to the real and
+    imaginary parts in one ``matmat``), on the operator's blocks."""
+    xp = op.xp
+    if is_complex(xp, M.dtype) and not is_complex(xp, op.dtype):
+        raise TypeError(f"M must be real for an operator of dtype {op.dtype}; got {M.dtype}")
+    if is_complex(xp, M.dtype) or not is_complex(xp, op.dtype):
+        return _checked_callable(lambda R: M.matmat(xp.astype(R, M.dtype)), op)
+
+    def apply(R: Array) -> Array:
+        b = R.shape[1]
+        parts = xp.astype(xp.concat([xp.real(R), xp.imag(R)], axis=1), M.dtype)
+        W = xp.astype(M.matmat(parts), op.dtype)
+        return W[:, :b] + W[:, b:] * 1j
+
+    return apply
 
 
 def _checked_callable(M: Callable[[Array], Array], op: LinearOperator) -> Preconditioner:
@@ -232,21 +259,17 @@ def _checked_callable(M: Callable[[Array], Array], op: LinearOperator) -> Precon
     return apply
 
 
-def _check_symmetric(op: LinearOperator, rng: np.random.Generator) -> int:
-    """Raise unless ``Z^T A Z`` is symmetric for a random block ``Z``; returns matvecs used."""
-    Z = gaussian(rng, (op.shape[0], _SYMMETRY_PROBES), op)
-    host = to_host(Z.T @ op.matmat(Z)).astype(np.float64)
-    asymmetry = float(np.linalg.norm(host - host.T))
-    scale = float(np.linalg.norm(host))
-    if not asymmetry <= np.sqrt(machine_epsilon(op.xp, op.dtype)) * scale:
-        raise ValueError(
-            f"A is not symmetric: ||Z^T A Z - (Z^T A Z)^T|| / ||Z^T A Z|| = "
-            f"{asymmetry / max(scale, 1e-300):.2e} on a random block (check_symmetry=True)"
-        )
-    return _SYMMETRY_PROBES
-
-
 # --- the iteration -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Settings:
+    k: int
+    which: str
+    tol: float
+    maxiter: int
+    eps: float
+    precondition: Preconditioner | None
 
 
 @dataclass
@@ -260,158 +283,181 @@ class _State:
     P: Array | None  # (n, p) orthonormal, orthogonal to X
     AP: Array | None
     n_matvec: int
-    norm_estimate: float
-    eps: float
+    norm: float  # lower bound on ||A||: largest |Ritz value| and ||A x|| seen
+
+
+@dataclass(frozen=True)
+class _Status:
+    """The judgement of one iterate by the convergence rule (host arrays over the block)."""
+
+    residuals: np.ndarray
+    bounds: np.ndarray
+    converged: np.ndarray
+    wanted: np.ndarray  # ascending column indices of the k wanted pairs
+    exact: bool  # residuals are true ones (A X just recomputed)
 
 
 @dataclass(frozen=True)
 class _Best:
-    """The best wanted block seen so far (and ``A Y`` when it is exact), returned at the end."""
+    """The best wanted block seen so far, returned at the end, with what is known about it."""
 
     score: tuple[int, float]
     Y: Array
-    AY: Array | None
-    iteration: int
+    values: np.ndarray | None  # Rayleigh quotients and true residuals when exact, else None
+    residuals: np.ndarray | None
+    others: np.ndarray  # the block's other Ritz values and residuals: the gaps of the bounds
+    other_residuals: np.ndarray
 
 
 def _iterate(
     op: LinearOperator,
-    k: int,
+    settings: _Settings,
     *,
-    which: str,
-    tol: float,
-    maxiter: int,
     start: Array,
-    precondition: Preconditioner | None,
-    n_matvec: int,
-    callback: Callable[[IterationInfo], None] | None,
+    callback: Callable[[IterationInfo], Any] | None,
     bar: Any,
 ) -> EigenResult:
-    state = _initial_state(op, start, n_matvec=n_matvec)
-    m = state.X.shape[1]
-    wanted = np.sort(preference_order(state.theta, which)[:k])
-    best = _Best(score=(-1, np.inf), Y=state.X, AY=None, iteration=0)
-    objectives: list[float] = []
-    iteration = 0
-    for iteration in range(1, maxiter + 1):
-        residuals = _residual_norms(op, state, iteration)
-        converged = residuals <= tol * state.norm_estimate
-        exact = bool(np.all(converged[wanted]))
-        if exact:
-            residuals = _refresh(op, state, iteration)
-            converged = residuals <= tol * state.norm_estimate
-        n_converged = int(np.count_nonzero(converged[wanted]))
-        best = _keep_best(op, best, state, wanted, residuals, n_converged, iteration, exact=exact)
-        bar.update(n_converged - bar.n)
-        if callback is not None:
-            callback(
-                IterationInfo(
-                    iteration=iteration,
-                    n_matvec=state.n_matvec,
-                    ritz_values=state.theta.copy(),
-                    residual_estimates=residuals,
-                    n_converged=n_converged,
-                    norm_estimate=state.norm_estimate,
-                )
-            )
-        objectives.append(_ritz_objective(state.theta, wanted, which))
-        if n_converged == k or _stalled(objectives, best, state, k):
+    state = _initial_state(op, start)
+    best: _Best | None = None
+    iteration, stop = 0, False
+    while True:
+        status = _judge(op, state, settings, iteration)
+        best = _keep_best(op, best, state, status, settings)
+        _report(bar, state, status)
+        if iteration > 0:
+            stop = notify(callback, _info(state, status, iteration))
+        n_converged = int(np.count_nonzero(status.converged[status.wanted]))
+        if stop or n_converged == settings.k or iteration == settings.maxiter:
             break
-        active = np.flatnonzero(~converged)
-        measure = iteration % _GRAM_PERIOD == 0
-        if not _step(
-            op, state, active, which=which, precondition=precondition, m=m, measure=measure
-        ):
-            break
-        wanted = np.sort(preference_order(state.theta, which)[:k])
-    return _result(op, best, state, tol=tol, which=which, iterations=iteration)
+        active = np.flatnonzero(~status.converged)
+        if not _step(op, state, active, settings, measure=(iteration + 1) % _GRAM_PERIOD == 0):
+            break  # no new direction: the block spans an invariant subspace to round-off
+        iteration += 1
+    return _result(op, best, state, settings, iterations=iteration, stopped=stop)
 
 
-def _initial_state(op: LinearOperator, start: Array, *, n_matvec: int) -> _State:
+def _info(state: _State, status: _Status, iteration: int) -> IterationInfo:
+    return IterationInfo(
+        iteration=iteration,
+        n_matvec=state.n_matvec,
+        ritz_values=state.theta.copy(),
+        residual_estimates=status.residuals,
+        n_converged=int(np.count_nonzero(status.converged[status.wanted])),
+        norm_estimate=state.norm,
+    )
+
+
+def _report(bar: Any, state: _State, status: _Status) -> None:
+    """Converged wanted pairs on the bar; products and the largest relative bound beside it."""
+    wanted = status.wanted
+    bar.update(int(np.count_nonzero(status.converged[wanted])) - bar.n)
+    relative = status.bounds[wanted] / np.maximum(np.abs(state.theta[wanted]), 1e-300)
+    bar.set_postfix(matvecs=state.n_matvec, max_rel_error=f"{float(np.max(relative)):.1e}")
+
+
+def _initial_state(op: LinearOperator, start: Array) -> _State:
     """Orthonormalise the start block and rotate it to Ritz vectors."""
     xp = op.xp
     eps = machine_epsilon(xp, op.dtype)
     X, _ = _svqb(op, start, drop=eps)
     AX = op.matmat(X)
-    H = _to_host_checked(X.T @ AX, "the start block")
-    theta, C = scipy.linalg.eigh((H + H.T) / 2)
+    b = X.shape[1]
+    norms = xp.astype(xp.linalg.vector_norm(AX, axis=0), AX.dtype)
+    host = check_finite(
+        to_host(xp.concat([conjugate_transpose(xp, X) @ AX, norms[None, :]], axis=0)),
+        where="on the start block (lobpcg)",
+    )
+    H, norm = host[:b], float(np.max(np.abs(host[b])))
+    check_hermitian(_asymmetry(H), norm=norm, eps=eps, where="onto the start block")
+    theta, C = scipy.linalg.eigh(_hermitian_part(H))
     C_dev = from_host(xp, C, dtype=op.dtype, device=op.device)
     X, AX = X @ C_dev, AX @ C_dev
-    R = AX - X * from_host(xp, theta, dtype=op.dtype, device=op.device)[None, :]
     return _State(
         X=X,
         AX=AX,
         theta=theta,
-        R=R,
+        R=AX,
         P=None,
         AP=None,
-        n_matvec=n_matvec + X.shape[1],
-        norm_estimate=float(np.max(np.abs(theta))),
-        eps=eps,
+        n_matvec=b,
+        norm=max(norm, float(np.max(np.abs(theta)))),
     )
 
 
-def _residual_norms(op: LinearOperator, state: _State, iteration: int) -> np.ndarray:
-    """``||A x_j - theta_j x_j||`` for each column; updates the norm estimate with ``||A x_j||``."""
+def _judge(op: LinearOperator, state: _State, settings: _Settings, iteration: int) -> _Status:
+    """Residuals, error bounds and the rule's verdict; a claim of convergence of every wanted
+    pair is re-judged on true residuals (``A X`` recomputed)."""
+    where = f"at iteration {iteration} (lobpcg)"
+    status = _status(state, settings, _residual_norms(op, state, where=where), exact=False)
+    if np.all(status.converged[status.wanted]):
+        state.AX = op.matmat(state.X)
+        state.n_matvec += state.X.shape[1]
+        residuals = _residual_norms(op, state, where=where, quotients=True)
+        status = _status(state, settings, residuals, exact=True)
+    return status
+
+
+def _status(state: _State, settings: _Settings, residuals: np.ndarray, *, exact: bool) -> _Status:
+    """Error bounds over the whole block (guard vectors give gaps too) and the rule's verdict."""
+    bounds = error_bounds(state.theta, residuals)
+    converged = is_converged(
+        state.theta, bounds, tol=settings.tol, norm=state.norm, eps=settings.eps
+    )
+    wanted = np.sort(preference_order(state.theta, settings.which)[: settings.k])
+    return _Status(
+        residuals=residuals, bounds=bounds, converged=converged, wanted=wanted, exact=exact
+    )
+
+
+def _residual_norms(
+    op: LinearOperator, state: _State, *, where: str, quotients: bool = False
+) -> np.ndarray:
+    """``||A x_j - theta_j x_j||`` for each column, in one host transfer with ``||A x_j||`` (for
+    the norm estimate) and, with ``quotients``, the Rayleigh quotients that replace ``theta``
+    first (after ``A X`` was recomputed)."""
     xp = op.xp
-    theta = from_host(xp, state.theta, dtype=op.dtype, device=op.device)
-    state.R = state.AX - state.X * theta[None, :]
-    norms = xp.concat([_column_norms(xp, state.R), _column_norms(xp, state.AX)])
-    host = _to_host_checked(norms, f"iteration {iteration}")
     m = state.X.shape[1]
-    state.norm_estimate = max(state.norm_estimate, float(np.max(host[m:])))
+    parts = []
+    if quotients:
+        values = xp.vecdot(state.X, state.AX, axis=-2)
+        values = xp.real(values) if is_complex(xp, values.dtype) else values
+        parts.append(values)
+        coefficients = xp.astype(values, op.dtype)
+    else:
+        coefficients = from_host(xp, state.theta, dtype=op.dtype, device=op.device)
+    state.R = state.AX - state.X * coefficients[None, :]
+    parts += [xp.linalg.vector_norm(state.R, axis=0), xp.linalg.vector_norm(state.AX, axis=0)]
+    host = check_finite(to_host(xp.concat(parts)).astype(np.float64), where=where)
+    if quotients:
+        state.theta, host = host[:m], host[m:]
+    state.norm = max(state.norm, float(np.max(host[m:])), float(np.max(np.abs(state.theta))))
     return host[:m]
 
 
-def _refresh(op: LinearOperator, state: _State, iteration: int) -> np.ndarray:
-    """Recompute ``A X`` with the operator (true residuals) and the Rayleigh quotients."""
-    xp = op.xp
-    state.AX = op.matmat(state.X)
-    state.n_matvec += state.X.shape[1]
-    quotients = _to_host_checked(xp.sum(state.X * state.AX, axis=0), f"iteration {iteration}")
-    state.theta = quotients.astype(np.float64)
-    return _residual_norms(op, state, iteration)
-
-
-def _ritz_objective(theta: np.ndarray, wanted: np.ndarray, which: str) -> float:
-    """What Rayleigh-Ritz improves monotonically: the wanted Ritz values pushed to their end."""
-    values = np.sort(theta[wanted])
-    if which == "LA":
-        return float(np.sum(values))
-    if which == "SA":
-        return float(-np.sum(values))
-    if which == "LM":
-        return float(np.sum(np.abs(values)))
-    n_bottom = values.shape[0] // 2
-    return float(np.sum(values[n_bottom:]) - np.sum(values[:n_bottom]))
-
-
-def _stalled(objectives: list[float], best: _Best, state: _State, k: int) -> bool:
-    """No better iterate and no Ritz-value progress above round-off for a while."""
-    iteration = len(objectives)
-    if iteration - best.iteration < _STALL_ITERATIONS:
-        return False
-    gain = objectives[-1] - objectives[-1 - _STALL_ITERATIONS]
-    return gain <= 100 * k * state.eps * state.norm_estimate
-
-
 def _keep_best(
-    op: LinearOperator,
-    best: _Best,
-    state: _State,
-    wanted: np.ndarray,
-    residuals: np.ndarray,
-    n_converged: int,
-    iteration: int,
-    *,
-    exact: bool,
+    op: LinearOperator, best: _Best | None, state: _State, status: _Status, settings: _Settings
 ) -> _Best:
-    score = (n_converged, float(np.max(residuals[wanted])))
-    if score[0] > best.score[0] or (score[0] == best.score[0] and score[1] < best.score[1]):
-        Y = _columns(op, state.X, wanted)
-        AY = _columns(op, state.AX, wanted) if exact else None
-        return _Best(score=score, Y=Y, AY=AY, iteration=iteration)
-    return best
+    """The better of ``best`` and the current iterate: more converged wanted pairs, then the
+    smaller largest ratio of error bound to threshold."""
+    wanted = status.wanted
+    limits = thresholds(state.theta[wanted], tol=settings.tol, norm=state.norm, eps=settings.eps)
+    score = (
+        int(np.count_nonzero(status.converged[wanted])),
+        float(np.max(status.bounds[wanted] / limits)),
+    )
+    if best is not None and (
+        score[0] < best.score[0] or (score[0] == best.score[0] and score[1] >= best.score[1])
+    ):
+        return best
+    rest = np.setdiff1d(np.arange(state.theta.shape[0]), wanted)
+    return _Best(
+        score=score,
+        Y=_columns(op, state.X, wanted),
+        values=state.theta[wanted] if status.exact else None,
+        residuals=status.residuals[wanted] if status.exact else None,
+        others=state.theta[rest],
+        other_residuals=status.residuals[rest],
+    )
 
 
 def _columns(op: LinearOperator, X: Array, columns: np.ndarray) -> Array:
@@ -423,24 +469,17 @@ def _columns(op: LinearOperator, X: Array, columns: np.ndarray) -> Array:
 
 
 def _step(
-    op: LinearOperator,
-    state: _State,
-    active: np.ndarray,
-    *,
-    which: str,
-    precondition: Preconditioner | None,
-    m: int,
-    measure: bool,
+    op: LinearOperator, state: _State, active: np.ndarray, settings: _Settings, *, measure: bool
 ) -> bool:
     """One LOBPCG iteration on ``state``; ``False`` when no new direction could be found.
 
-    ``S^T S`` is measured when ``measure`` is set, when the new directions are ill-conditioned,
+    ``S^H S`` is measured when ``measure`` is set, when the new directions are ill-conditioned,
     and on the retry without ``P``; otherwise ``[X, P, W]`` is orthonormal by construction.
     """
     R = _columns(op, state.R, active)
-    W = precondition(R) if precondition is not None else R
+    W = settings.precondition(R) if settings.precondition is not None else R
     basis = [state.X] if state.P is None else [state.X, state.P]
-    W, well_conditioned = _orthonormalize_against(op, W, basis, eps=state.eps)
+    W, well_conditioned = _orthonormalize_against(op, W, basis, eps=settings.eps)
     if W.shape[1] == 0:
         return False
     AW = op.matmat(W)
@@ -449,9 +488,7 @@ def _step(
         blocks = [state.X, state.P, W] if use_P else [state.X, W]
         A_blocks = [state.AX, state.AP, AW] if use_P else [state.AX, AW]
         measure_gram = measure or not well_conditioned or not use_P
-        if _rayleigh_ritz(
-            op, state, blocks, A_blocks, active, which=which, m=m, measure_gram=measure_gram
-        ):
+        if _rayleigh_ritz(op, state, blocks, A_blocks, active, settings, measure_gram=measure_gram):
             return True
     return False
 
@@ -459,16 +496,17 @@ def _step(
 def _orthonormalize_against(
     op: LinearOperator, W: Array, Q: list[Array], *, eps: float
 ) -> tuple[Array, bool]:
-    """``W`` made orthogonal to the orthonormal ``Q`` (block CGS twice) and orthonormal (SVQB).
+    """``W`` made orthogonal to the orthonormal blocks ``Q`` and orthonormal (SVQB).
 
-    Columns that lose all but ``eps ** 0.75`` of their norm to the projection are noise and are
-    dropped (possibly all of them). Also says whether the result is orthonormal and orthogonal
-    to ``Q`` to about ``eps / 1e-3``.
+    Each block of ``Q`` is projected out by :func:`spectra._krylov.project_out` (classical
+    Gram-Schmidt twice; the blocks are mutually orthogonal). Columns that lose all but
+    ``eps ** 0.75`` of their norm to the projection are noise and are dropped (possibly all of
+    them). Also says whether the result is orthonormal and orthogonal to ``Q`` to about
+    ``eps / 1e-3``.
     """
-    before = _column_norms(op.xp, W)
-    for _ in range(2):
-        for block in Q:
-            W = W - block @ (block.T @ W)
+    before = op.xp.linalg.vector_norm(W, axis=0)
+    for block in Q:
+        W, _ = project_out(op.xp, block, W)
     return _svqb(op, W, drop=eps, norms_before=before, lost=eps**0.75)
 
 
@@ -482,33 +520,34 @@ def _svqb(
 ) -> tuple[Array, bool]:
     """Orthonormal basis of ``span W`` by SVQB (Stathopoulos & Wu, SIAM J. Sci. Comput. 23, 2002).
 
-    ``G = W^T W`` is scaled to unit diagonal, ``D G D = V diag(lam) V^T``, and
+    ``G = W^H W`` is scaled to unit diagonal, ``D G D = V diag(lam) V^H``, and
     ``W D V lam^{-1/2}`` is orthonormal; directions with ``lam < drop * b * max(lam)`` are dropped,
     and so are columns whose norm fell below ``lost * norms_before`` (one host transfer in all).
     Also says whether every kept eigenvalue and norm ratio is above ``_WELL_CONDITIONED``.
     """
+    xp = op.xp
     b = W.shape[1]
-    gram = W.T @ W
+    gram = conjugate_transpose(xp, W) @ W
     if norms_before is not None:
-        gram = op.xp.concat([gram, norms_before[None, :]], axis=0)
-    host = _to_host_checked(gram, "the orthonormalisation of a block")
-    G = (host[:b] + host[:b].T) / 2
-    norms = np.sqrt(np.maximum(np.diag(G), 0.0))
-    before = host[b] if norms_before is not None else norms
+        gram = xp.concat([gram, xp.astype(norms_before, gram.dtype)[None, :]], axis=0)
+    host = check_finite(to_host(gram), where="in the orthonormalisation of a block (lobpcg)")
+    G = _hermitian_part(host[:b])
+    norms = np.sqrt(np.maximum(np.diag(G).real, 0.0))
+    before = host[b].real if norms_before is not None else norms
     kept = (norms > lost * before) & (norms > 0)
-    T = np.zeros((b, 0))
+    T = np.zeros((b, 0), dtype=G.dtype)
     well_conditioned = False
     if np.any(kept):
         scale = 1.0 / norms[kept]
         lam, V = np.linalg.eigh(G[np.ix_(kept, kept)] * scale[:, None] * scale[None, :])
         keep = lam > drop * b * max(float(lam[-1]), 0.0)
-        T = np.zeros((b, int(np.count_nonzero(keep))))
+        T = np.zeros((b, int(np.count_nonzero(keep))), dtype=G.dtype)
         T[kept] = scale[:, None] * V[:, keep] / np.sqrt(lam[keep])[None, :]
         ratios = norms[kept] / before[kept]
         well_conditioned = bool(
             np.min(lam[keep]) > _WELL_CONDITIONED and np.min(ratios) > _WELL_CONDITIONED
         )
-    return W @ from_host(op.xp, T, dtype=op.dtype, device=op.device), well_conditioned
+    return W @ from_host(xp, T, dtype=op.dtype, device=op.device), well_conditioned
 
 
 def _rayleigh_ritz(
@@ -517,47 +556,61 @@ def _rayleigh_ritz(
     blocks: list[Array],
     A_blocks: list[Array],
     active: np.ndarray,
+    settings: _Settings,
     *,
-    which: str,
-    m: int,
     measure_gram: bool,
 ) -> bool:
     """Rayleigh-Ritz on ``span S``: new ``X``, ``P``, ``theta``; ``False`` if ``S`` is singular.
 
-    With ``measure_gram`` the basis is re-orthonormalised from ``G = S^T S``; otherwise ``S`` is
-    trusted to be orthonormal (by construction, up to ~``eps / 1e-3``).
+    With ``measure_gram`` the basis is re-orthonormalised from ``G = S^H S``; otherwise ``S`` is
+    trusted to be orthonormal (by construction, up to ~``eps / 1e-3``). ``H = S^H A S`` must be
+    Hermitian (checked against ``||A||`` bounded below by the columns of ``A S``).
     """
     xp = op.xp
     ns = sum(block.shape[1] for block in blocks)
+    right = blocks + A_blocks if measure_gram else A_blocks
+    gram = _block_gram(xp, blocks, right)
+    norms = [xp.linalg.vector_norm(block, axis=0) for block in right]  # ||A s_j|| at the end
+    row = xp.astype(xp.concat(norms), gram.dtype)
+    host = check_finite(
+        to_host(xp.concat([gram, row[None, :]], axis=0)),
+        where="in the Rayleigh-Ritz step (lobpcg)",
+    )
+    H = host[:ns, -ns:]
+    state.norm = max(state.norm, float(np.max(np.abs(host[ns, -ns:]))))
+    check_hermitian(
+        _asymmetry(H), norm=state.norm, eps=settings.eps, where=f"onto {ns} LOBPCG basis vectors"
+    )
+    T = np.eye(ns)
     if measure_gram:
-        gram = _block_gram(xp, blocks, blocks + A_blocks)
-        grams = _to_host_checked(gram, "the Rayleigh-Ritz step")
-        G, H = grams[:, :ns], grams[:, ns:]
-        T = _cholesky_qr2(G, n=op.shape[0], eps=state.eps)
-        if T is None:
+        T_measured = _cholesky_qr2(host[:ns, :ns], n=op.shape[0], eps=settings.eps)
+        if T_measured is None:
             return False
-    else:
-        H = _to_host_checked(_block_gram(xp, blocks, A_blocks), "the Rayleigh-Ritz step")
-        T = np.eye(ns)
-    H_white = (H + H.T) / 2 if not measure_gram else T.T @ ((H + H.T) / 2) @ T
-    values, C = np.linalg.eigh((H_white + H_white.T) / 2)
-    state.norm_estimate = max(state.norm_estimate, float(np.max(np.abs(values))))
-    chosen = np.sort(preference_order(values, which)[:m])
-    is_rest = np.ones(ns, dtype=bool)
-    is_rest[chosen] = False
-    rest = np.flatnonzero(is_rest)
-    C_x = C[:, chosen]
-    C_p = _direction_coefficients(C, chosen, rest, active, m=m, eps=state.eps)
-    state.X, state.AX = _combine(op, blocks, A_blocks, T @ C_x)
+        T = T_measured
+    values, C = np.linalg.eigh(_hermitian_part(T.conj().T @ _hermitian_part(H) @ T))
+    state.norm = max(state.norm, float(np.max(np.abs(values))))
+    m = state.X.shape[1]
+    chosen = np.sort(preference_order(values, settings.which)[:m])
+    rest = np.setdiff1d(np.arange(ns), chosen)
+    C_p = _direction_coefficients(C, chosen, rest, active, m=m, eps=settings.eps)
+    state.X, state.AX = _combine(op, blocks, A_blocks, T @ C[:, chosen])
     state.P, state.AP = _combine(op, blocks, A_blocks, T @ C_p) if C_p.shape[1] else (None, None)
     state.theta = values[chosen]
     return True
 
 
+def _hermitian_part(H: np.ndarray) -> np.ndarray:
+    return (H + H.conj().T) / 2
+
+
+def _asymmetry(H: np.ndarray) -> float:
+    return float(np.max(np.abs(H - H.conj().T), initial=0.0))
+
+
 def _block_gram(xp: Any, left: list[Array], right: list[Array]) -> Array:
-    """``[L_1, L_2, ...]^T [R_1, R_2, ...]`` from products of the thin blocks (no concatenation
+    """``[L_1, L_2, ...]^H [R_1, R_2, ...]`` from products of the thin blocks (no concatenation
     of tall arrays)."""
-    rows = [xp.concat([L.T @ R for R in right], axis=1) for L in left]
+    rows = [xp.concat([conjugate_transpose(xp, L) @ R for R in right], axis=1) for L in left]
     return xp.concat(rows, axis=0)
 
 
@@ -575,13 +628,8 @@ def _combine(
     return new, A_new
 
 
-def _column_norms(xp: Any, X: Array) -> Array:
-    """Euclidean norms of the columns of ``X`` (``vecdot`` is a single fused reduction)."""
-    return xp.sqrt(xp.vecdot(X, X, axis=-2))
-
-
 def _cholesky_qr2(G: np.ndarray, *, n: int, eps: float) -> np.ndarray | None:
-    """Upper triangular ``T`` with ``T^T G T = I`` by shifted Cholesky-QR2 in the small space.
+    """Upper triangular ``T`` with ``T^H G T = I`` by shifted Cholesky-QR2 in the small space.
 
     Fukaya, Kannan, Nakatsukasa, Yamamoto & Yanagisawa, "Shifted Cholesky QR for computing the QR
     factorization of ill-conditioned matrices", SIAM J. Sci. Comput. 42 (2020): a shift
@@ -590,25 +638,26 @@ def _cholesky_qr2(G: np.ndarray, *, n: int, eps: float) -> np.ndarray | None:
     the caller retries with a smaller basis.
     """
     ns = G.shape[0]
-    G = (G + G.T) / 2
-    deviation = float(np.max(np.sum(np.abs(G - np.eye(ns)), axis=1)))
+    G = _hermitian_part(G)
+    identity = np.eye(ns)
+    deviation = float(np.max(np.sum(np.abs(G - identity), axis=1)))
     if deviation < 0.5:  # Gershgorin: the spectrum of G lies in [0.5, 1.5]
         lam = np.array([1 - deviation, 1 + deviation])
     else:
         lam = scipy.linalg.eigvalsh(G)
         if not lam[0] > 100 * ns * eps * lam[-1]:
             return None
-    T = np.eye(ns)
+    T = identity.astype(G.dtype)
     shift = 11 * (n * ns + ns * (ns + 1)) * eps * float(lam[-1])
     for _ in range(3):
-        G_t = T.T @ G @ T
-        if np.max(np.abs(G_t - np.eye(ns))) <= 10 * ns * np.finfo(np.float64).eps:
+        G_t = _hermitian_part(T.conj().T @ G @ T)
+        if np.max(np.abs(G_t - identity)) <= 10 * ns * np.finfo(np.float64).eps:
             return T
         try:
-            L = np.linalg.cholesky((G_t + G_t.T) / 2)
+            L = np.linalg.cholesky(G_t)
         except np.linalg.LinAlgError:
-            L = np.linalg.cholesky((G_t + G_t.T) / 2 + shift * np.eye(ns))
-        T = T @ scipy.linalg.solve_triangular(L.T, np.eye(ns), lower=False)
+            L = np.linalg.cholesky(G_t + shift * identity)
+        T = T @ scipy.linalg.solve_triangular(L.conj().T, identity, lower=False)
     return T
 
 
@@ -618,57 +667,47 @@ def _direction_coefficients(
     """Coefficients of the new ``P``: the active new columns' part outside the old ``X``.
 
     The old ``X`` is ``E_1 = [I_m; 0]`` in the orthonormal coordinates; its component
-    orthogonal to ``C_x`` is ``C_r C_r^T E_1``, restricted to the active columns (Hetmaniuk &
+    orthogonal to ``C_x`` is ``C_r C_r^H E_1``, restricted to the active columns (Hetmaniuk &
     Lehoucq 2006). Directions below round-off are dropped.
     """
     C_r = C[:, rest]
-    B = C_r[:m, :].T @ C[:m, chosen[active]]
+    B = C_r[:m, :].conj().T @ C[:m, chosen[active]]
     if B.size == 0:
-        return np.zeros((C.shape[0], 0))
+        return np.zeros((C.shape[0], 0), dtype=C.dtype)
     U, sigma, _ = np.linalg.svd(B, full_matrices=False)
     keep = sigma > 100 * eps
     return C_r @ U[:, keep]
 
 
-def _to_host_checked(values: Array, where: str) -> np.ndarray:
-    host = to_host(values).astype(np.float64)
-    if not np.all(np.isfinite(host)):
-        raise FloatingPointError(f"the operator returned non-finite values in {where} (lobpcg)")
-    return host
-
-
 def _result(
-    op: LinearOperator, best: _Best, state: _State, *, tol: float, which: str, iterations: int
+    op: LinearOperator,
+    best: _Best,
+    state: _State,
+    settings: _Settings,
+    *,
+    iterations: int,
+    stopped: bool,
 ) -> EigenResult:
-    """True residuals of the best wanted block (one ``matmat`` unless known), sorted ascending."""
-    xp = op.xp
-    Y, AY = best.Y, best.AY
-    k = Y.shape[1]
-    if AY is None:
-        AY = op.matmat(Y)
-        state.n_matvec += k
-    values = xp.sum(Y * AY, axis=0)
-    residuals = _column_norms(xp, AY - Y * values[None, :])
-    column_norms = _column_norms(xp, AY)
-    host = _to_host_checked(xp.concat([values, residuals, column_norms]), "the final Ritz vectors")
-    norm_estimate = max(state.norm_estimate, float(np.max(host[2 * k :])))
-    converged = host[k : 2 * k] <= tol * norm_estimate
-    order = np.argsort(host[:k], kind="stable")
-    index = xp.asarray(order, device=op.device)
-    if not np.all(converged):
-        warn_unconverged(
-            "lobpcg", int(np.count_nonzero(converged)), k, f"after {iterations} iterations"
-        )
-    return EigenResult(
-        eigenvalues=xp.take(values, index),
-        eigenvectors=xp.take(Y, index, axis=1),
-        residual_norms=xp.take(residuals, index),
-        error_bounds=xp.take(residuals, index),
-        converged=xp.asarray(converged[order], device=op.device),
+    """The best wanted block through :func:`spectra.results.eigen_result`, with true residuals
+    (one ``matmat`` unless they are known)."""
+    values, residuals, norm = best.values, best.residuals, state.norm
+    if values is None or residuals is None:
+        values, residuals, norm_AY = rayleigh_residuals(op, best.Y)
+        state.n_matvec += best.Y.shape[1]
+        norm = max(norm, norm_AY)
+    return eigen_result(
+        op,
+        values=values,
+        vectors=best.Y,
+        residuals=residuals,
+        others=best.others,
+        other_residuals=best.other_residuals,
+        tol=settings.tol,
+        norm=norm,
         n_matvec=state.n_matvec,
         n_iter=iterations,
-        tol=tol,
-        norm_estimate=norm_estimate,
-        which=which,
+        which=settings.which,
         method="lobpcg",
+        verified=True,
+        stopped=stopped,
     )
