@@ -17,7 +17,12 @@ from spectra._namespace import Array, is_complex, to_host
 from spectra._validation import check_finite
 from spectra.operators import LinearOperator
 
-__all__ = ["conjugate_transpose", "project_out", "rayleigh_residuals"]
+__all__ = [
+    "conjugate_transpose",
+    "orthogonalize_step",
+    "project_out",
+    "rayleigh_residuals",
+]
 
 # Columns whose residuals are formed at once in rayleigh_residuals: bounds its temporaries.
 _RESIDUAL_CHUNK = 4
@@ -69,3 +74,38 @@ def rayleigh_residuals(op: LinearOperator, Y: Array) -> tuple[np.ndarray, np.nda
         where="on the final Ritz vectors",
     )
     return host[:k], host[k : 2 * k], float(np.max(host[2 * k :], initial=0.0))
+
+
+def orthogonalize_step(
+    xp: Any, rows: Array, W: Array, *, where: str
+) -> tuple[Array, np.ndarray, np.ndarray, np.ndarray]:
+    """The Gram-Schmidt of one Lanczos step, for ``b`` independent processes at once.
+
+    ``rows`` (b, m, n) holds each process's orthonormal basis as rows (zero rows are allowed, so
+    a preallocated basis keeps fixed shapes); ``W`` (b, n, 1) their new products. Two passes, and
+    more while a pass still cancels most of the vector (Daniel, Gragg, Kaufman & Stewart 1976).
+    Returns the orthogonalised ``W`` and, on the host after one transfer, the coefficients
+    (b, m), the remaining norms ``beta`` (b,) and the norms of the products (b,).
+    """
+    Q = xp.matrix_transpose(rows)
+    b, m = rows.shape[0], rows.shape[1]
+    norm_in = xp.linalg.vector_norm(W[:, :, 0], axis=-1)
+    W, first = project_out(xp, Q, W, passes=1)
+    norm_first = xp.linalg.vector_norm(W[:, :, 0], axis=-1)
+    W, second = project_out(xp, Q, W, passes=1)
+    norm_out = xp.linalg.vector_norm(W[:, :, 0], axis=-1)
+    coefficients = xp.reshape(first + second, (b * m,))
+    norms = xp.astype(xp.concat([norm_out, norm_first, norm_in]), coefficients.dtype)
+    host = check_finite(to_host(xp.concat([coefficients, norms])), where=where)
+    h = host[: b * m].reshape(b, m)
+    beta, previous, norm_Aw = (host[b * m + i * b : b * m + (i + 1) * b].real for i in range(3))
+    beta, previous = beta.astype(np.float64), previous.astype(np.float64)
+    while np.any((beta < 0.5 * previous) & (beta > 0.0)):
+        W, more = project_out(xp, Q, W, passes=1)
+        norm_more = xp.astype(xp.linalg.vector_norm(W[:, :, 0], axis=-1), more.dtype)
+        extra = check_finite(
+            to_host(xp.concat([xp.reshape(more, (b * m,)), norm_more])), where=where
+        )
+        h = h + extra[: b * m].reshape(b, m)
+        previous, beta = beta, extra[b * m :].real.astype(np.float64)
+    return W, h, beta, norm_Aw.astype(np.float64)

@@ -1,47 +1,54 @@
-"""Thick-restart Lanczos with full reorthogonalisation and locking.
+"""Thick-restart Lanczos with full reorthogonalisation, locking and a completeness check.
 
 Wu & Simon, "Thick-restart Lanczos method for large symmetric eigenvalue problems", SIAM J.
-Matrix Anal. Appl. 22 (2000), which is Stewart's Krylov-Schur method ("A Krylov-Schur algorithm
-for large eigenproblems", SIAM J. Matrix Anal. Appl. 23, 2001) specialised to symmetric
-operators.
+Matrix Anal. Appl. 22 (2000), which is Stewart's Krylov-Schur method specialised to symmetric
+operators; the number of Ritz vectors kept at a restart follows the adaptive rule of Yamazaki,
+Bai, Simon, Wang & Wu, "Adaptive projection subspace dimension for the thick-restart Lanczos
+method", ACM TOMS 37 (2010) (TRLan).
 
-After ``m`` steps the basis ``V`` (rows are orthonormal vectors) satisfies
-``A V^T = V^T H + beta v_{m+1} e_m^T``, with ``H = V A V^T`` the projected matrix. Each step
-orthogonalises ``A v_j`` against the whole basis twice (block classical Gram-Schmidt, "twice is
-enough"), so ``H`` is formed from the computed coefficients and no ghost copies of converged
-eigenvalues can appear. At a restart the wanted Ritz vectors are kept (thick restart) and the
-residual vector continues the expansion; converged wanted pairs are locked: they stay in the
-basis, so later vectors are kept orthogonal to them, and their couplings (below ``tol``) are
-dropped from ``H``. An exactly invariant subspace (``beta = 0``) gives exact pairs and the
-expansion continues with a fresh random vector orthogonal to the basis, which is how a
-rank-deficient operator reveals its null space.
+The basis ``V`` (rows, orthonormal) and the host matrix ``G`` with ``G[i, j] = v_i^H A v_j`` as
+computed when row ``j`` was expanded form a Krylov decomposition ``A V_m^T = V_{m+1}^T G``. Each
+product is orthogonalised against the whole basis twice (block classical Gram-Schmidt, more
+passes when the second still cancels most of it), so no ghost copies appear. Everything the run
+decides is read from ``G`` on the host, without further products:
 
-Convergence is judged on ``||A y - theta y|| <= tol * ||A||`` (with ``||A||`` estimated from
-below by the largest ``||A v_j||`` and ``|theta|`` seen). The Lanczos relation gives the residual
-of each Ritz pair for free, exactly up to rounding, so convergence is checked after every step
-(less often when that host solve would cost more than the steps) and the run stops as soon as
-the wanted pairs have converged. The returned residuals are the relation's when they clear
-``tol`` by far more than its rounding error; otherwise the returned pairs are checked with one
-block product, so ``converged`` is always earned from the true residual. The small dense work
-(``eigh`` of ``H``, selection, restart coefficients) runs in NumPy on the host with one
-device-to-host transfer per Lanczos step.
+- the Ritz pairs of the active rows and their exact residual norms (the rows of ``G`` outside the
+  active block times the Ritz coefficients);
+- symmetry: ``G`` restricted to the active rows must equal its conjugate transpose up to
+  rounding, otherwise the operator is refused (:func:`spectra._validation.check_hermitian`);
+- convergence, by the one rule of :mod:`spectra._convergence`.
+
+At a restart, converged wanted pairs are locked (kept in the basis, out of the projected
+problem), the best Ritz vectors are kept and the expansion continues from the residual. An
+invariant subspace (``beta = 0``) gives exact pairs and the expansion continues from a fresh
+random vector orthogonal to the basis.
+
+**Completeness.** A single start vector's Krylov space holds one copy of each repeated eigenvalue;
+further copies only appear through rounding, so any single-vector Lanczos code (ARPACK included)
+can return a list that skips a copy, every pair converged. With ``verify=True`` (the default),
+once the wanted pairs have converged they are locked and the run continues from a fresh random
+vector orthogonal to them: on this deflated operator the fresh Krylov space contains every copy
+not yet found. The result is ``verified`` when that space's best Ritz value has converged and
+left the wanted values unchanged; a copy it finds joins the wanted set and the check repeats.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import scipy.linalg
 
-from spectra._convergence import resolve_tol
-from spectra._namespace import Array, from_host, machine_epsilon, set_block, to_host
+from spectra._convergence import error_bounds, resolve_tol, thresholds
+from spectra._krylov import orthogonalize_step, project_out, rayleigh_residuals
+from spectra._namespace import Array, from_host, is_complex, machine_epsilon, set_block, to_host
 from spectra._progress import progress_bar
 from spectra._random import Seed, gaussian, make_rng
 from spectra._validation import (
+    check_hermitian,
     check_k,
     check_positive_int,
     check_start_vector,
@@ -49,22 +56,19 @@ from spectra._validation import (
 )
 from spectra.dense import dense_eigensolve, preference_order, select_wanted
 from spectra.operators import LinearOperator, aslinearoperator
-from spectra.results import EigenResult, IterationInfo, warn_unconverged
+from spectra.results import EigenResult, IterationInfo, check_callback, eigen_result, notify
 
 __all__ = ["lanczos"]
 
 # Rows of the basis updated together during a restart: bounds the temporary to this many
 # entries per basis vector, so the restart needs no second copy of the basis.
 _RESTART_CHUNK = 1 << 16
-# Share of the free basis rows filled with kept Ritz vectors at a restart (the rest is room for
-# new Lanczos vectors). Of 0.3 to 0.85, 0.4 needed the fewest matvecs in total over the problems
-# of benchmarks/lanczos_vs_arpack.py at both sizes, and was the only one below ARPACK on all.
-_KEEP_FRACTION = 0.4
+# The Lanczos relation reproduces a residual to about sqrt(m) eps ||A|| plus the operator's own
+# rounding; relation residuals are reported when they clear the threshold by this many times
+# sqrt(m) eps ||A||, and recomputed with the operator otherwise.
+_RELATION_MARGIN = 10.0
 
-
-# Safety factor on the rounding error of the Lanczos relation (covers operators that are
-# themselves evaluated with rounding, such as float32 Hessian-vector products).
-_ROUNDING_MARGIN = 100.0
+Action = Literal["expand", "restart", "verify", "done"]
 
 
 def lanczos(
@@ -77,30 +81,37 @@ def lanczos(
     ncv: int | None = None,
     v0: Array | None = None,
     seed: Seed = None,
-    callback: Callable[[IterationInfo], None] | None = None,
+    verify: bool = True,
+    callback: Callable[[IterationInfo], Any] | None = None,
     progress: bool = False,
 ) -> EigenResult:
-    """The ``k`` eigenpairs of a symmetric operator at one or both ends of its spectrum.
+    """The ``k`` eigenpairs of a symmetric (Hermitian) operator at one or both ends of its spectrum.
 
     Parameters
     ----------
-    A : anything :func:`spectra.aslinearoperator` accepts.
+    A : anything :func:`spectra.aslinearoperator` accepts, real symmetric or complex Hermitian.
     k : number of eigenpairs, ``1 <= k <= n``; exactly ``k`` are returned.
     which : ``"LA"`` largest algebraic, ``"SA"`` smallest algebraic, ``"LM"`` largest magnitude,
         ``"BE"`` both ends (``k // 2`` from the bottom, the rest from the top).
-    tol : relative residual ``||A v - lambda v|| / ||A||`` to reach; ``None`` or 0 gives
-        ``eps ** (2/3)`` of the operator's dtype.
-    maxiter : maximum number of restarts (default ``10 * n``).
+    tol : relative accuracy of each eigenvalue: a pair is converged when its error bound
+        ``min(r, r**2 / gap)`` is at most ``max(tol * |lambda|, 100 eps ||A||)`` (see
+        :mod:`spectra._convergence`). ``None`` gives ``eps ** (2/3)``, 0 gives ``eps``.
+    maxiter : maximum number of restart cycles (default ``10 * n``).
     ncv : basis size, ``k < ncv <= n`` (default ``min(n, max(2k + 1, 20))``). When the basis
         would span the whole space the operator is materialised and solved densely.
     v0 : start vector; by default a Gaussian vector drawn from ``seed``.
-    callback : called with an :class:`~spectra.results.IterationInfo` after each restart.
-    progress : show a tqdm bar counting converged pairs.
+    verify : confirm from a fresh random vector that no copy of a repeated eigenvalue is missing
+        (see the module docstring); ``False`` saves those products and returns
+        ``verified=False``.
+    callback : called with an :class:`~spectra.results.IterationInfo` after each restart cycle;
+        returning ``True`` stops the run there (the result is returned as it stands).
+    progress : show a tqdm bar of converged pairs, with products and the largest relative error.
 
     Returns
     -------
     EigenResult in ascending order of eigenvalue, arrays in the operator's namespace and device.
-    Pairs that missed ``tol`` when ``maxiter`` ran out come back with ``converged=False`` and a
+    Pairs that missed ``tol`` when ``maxiter`` ran out come back with ``converged=False``, and an
+    unfinished completeness check with ``verified=False``, each with a
     :class:`~spectra.results.ConvergenceWarning`.
 
     >>> import numpy as np, spectra
@@ -116,26 +127,17 @@ def lanczos(
     ncv = _resolve_ncv(ncv, k, n)
     maxiter = check_positive_int(10 * n if maxiter is None else maxiter, name="maxiter")
     start = check_start_vector(v0, op) if v0 is not None else None
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable; got {type(callback).__name__}")
+    check_callback(callback)
+    if not isinstance(verify, bool):
+        raise TypeError(f"verify must be True or False; got {verify!r}")
     if ncv + 1 > n:
         return dense_eigensolve(op, k, which=which, tol=tol, method="lanczos")
     rng = make_rng(seed)
     if start is None:
         start = gaussian(rng, (n,), op)
+    settings = _Settings(k=k, which=which, tol=tol, ncv=ncv, maxiter=maxiter, verify=verify)
     with progress_bar(progress, total=k, desc="lanczos", unit="pair") as bar:
-        return _thick_restart(
-            op,
-            k,
-            which=which,
-            tol=tol,
-            ncv=ncv,
-            maxiter=maxiter,
-            start=start,
-            rng=rng,
-            callback=callback,
-            bar=bar,
-        )
+        return _run(op, settings, start=start, rng=rng, callback=callback, bar=bar)
 
 
 def _default_ncv(k: int, n: int) -> int:
@@ -152,377 +154,383 @@ def _resolve_ncv(ncv: Any, k: int, n: int) -> int:
     return ncv
 
 
+@dataclass(frozen=True)
+class _Settings:
+    k: int
+    which: str
+    tol: float
+    ncv: int
+    maxiter: int
+    verify: bool
+
+
 @dataclass
 class _Krylov:
-    """Mutable state of one run: basis rows ``V``, projected matrix ``H`` (host) and counters."""
+    """One run's Krylov decomposition: basis rows ``V`` on the device, ``G`` on the host."""
 
-    V: Array  # (ncv + 1, n): orthonormal rows
-    H: np.ndarray  # (ncv + 1, ncv + 1) symmetric projection, host float64
+    V: Array  # (ncv + 1, n) orthonormal rows
+    G: np.ndarray  # (ncv + 1, ncv + 1): G[i, j] = v_i^H A v_j as computed when j was expanded
     n_locked: int
     locked_values: np.ndarray
-    locked_residuals: np.ndarray  # residual norms of the locked pairs, fixed once locked
-    norm_estimate: float
+    locked_residuals: np.ndarray  # fixed when locked
+    norm: float  # ||A|| from below: largest ||A v|| and |theta| seen
     n_matvec: int
-    breakdown_tol: float
-    eps: float  # machine epsilon of the operator's dtype
-    # Couplings between locked rows and active columns left out of H (the deflation), kept so
-    # that residual estimates stay exact: D[l, j] = v_l^T A v_j for locked l.
-    dropped: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    eps: float
     n_breakdowns: int = 0
-    verified_values: np.ndarray | None = None
-    verifying: bool = False  # this cycle started from a fresh vector to confirm the values
+    phase: Literal["search", "verify"] = "search"
+    phase_matvecs: int = 0  # products since the phase began
+    verified_values: np.ndarray | None = None  # the wanted values a verify phase must confirm
 
 
-def _thick_restart(
-    op: LinearOperator,
-    k: int,
-    *,
-    which: str,
-    tol: float,
-    ncv: int,
-    maxiter: int,
-    start: Array,
-    rng: np.random.Generator,
-    callback: Callable[[IterationInfo], None] | None,
-    bar: Any,
-) -> EigenResult:
-    xp = op.xp
-    n = op.shape[0]
-    eps = machine_epsilon(xp, op.dtype)
-    basis = xp.zeros((ncv + 1, n), dtype=op.dtype, device=op.device)
-    state = _Krylov(
-        V=set_block(
-            basis, (slice(0, 1), slice(None)), (start / xp.linalg.vector_norm(start))[None, :]
-        ),
-        H=np.zeros((ncv + 1, ncv + 1)),
-        dropped=np.zeros((ncv + 1, ncv + 1)),
-        n_locked=0,
-        locked_values=np.empty(0),
-        locked_residuals=np.empty(0),
-        norm_estimate=0.0,
-        n_matvec=0,
-        breakdown_tol=eps**0.75,
-        eps=eps,
-    )
-    del basis
-    first_unexpanded, restart = 0, 0
-    while True:
-        restart += 1
-        m = _expand(
-            op,
-            state,
-            start=first_unexpanded,
-            stop=ncv,
-            rng=rng,
-            converged=lambda m: _converged_early(state, m, k=k, which=which, tol=tol),
-        )
-        status = _assess(state, m, k=k, which=which, tol=tol)
-        bar.update(status.n_converged - bar.n)
-        if callback is not None:
-            callback(
-                IterationInfo(
-                    iteration=restart,
-                    n_matvec=state.n_matvec,
-                    ritz_values=status.values,
-                    residual_estimates=status.estimates,
-                    n_converged=status.n_converged,
-                    norm_estimate=state.norm_estimate,
-                )
-            )
-        done = status.n_converged == k and not _needs_verification(state, status)
-        if done or restart == maxiter:
-            return _finish(op, state, status, which=which, tol=tol, restarts=restart)
-        first_unexpanded = _restart(
-            op,
-            state,
-            status.ritz,
-            status.wanted,
-            which=which,
-            threshold=status.threshold,
-            ncv=ncv,
-            rng=rng,
-            fresh=status.n_converged == k,
-        )
-
-
-def _rounding_margin(state: _Krylov, rows: int) -> float:
-    """A bound, with a safety factor, on the rounding error of the Lanczos relation."""
-    return _ROUNDING_MARGIN * np.sqrt(rows) * state.eps * state.norm_estimate
+@dataclass(frozen=True)
+class _Ritz:
+    values: np.ndarray  # active Ritz values
+    vectors: np.ndarray  # their coefficients in the active rows
+    residuals: np.ndarray  # exact residual norms from the decomposition
 
 
 @dataclass(frozen=True)
 class _Status:
-    """Ritz pairs of the first ``m`` basis rows, locked ones included, judged against ``tol``."""
+    """Every pair the run holds (locked, then active) judged by the convergence rule."""
 
     ritz: _Ritz
-    values: np.ndarray  # locked values, then active Ritz values
-    estimates: np.ndarray  # their residual norms
-    wanted: np.ndarray  # indices into ``values``
-    threshold: float
-    n_converged: int
+    values: np.ndarray
+    residuals: np.ndarray
+    bounds: np.ndarray
+    converged: np.ndarray
+    lockable: np.ndarray  # residual itself within the threshold: the vector is accurate too
+    wanted: np.ndarray  # indices into ``values``, most wanted first
 
 
-def _assess(state: _Krylov, m: int, *, k: int, which: str, tol: float) -> _Status:
-    """Solve the projected problem of the first ``m`` rows and count the converged wanted pairs."""
-    ritz = _rayleigh_ritz(state, m)
-    values = np.concatenate([state.locked_values, ritz.values])
-    state.norm_estimate = max(state.norm_estimate, float(np.max(np.abs(values))))
-    wanted = select_wanted(values, which, k)
-    threshold = tol * state.norm_estimate
-    estimates = np.concatenate([state.locked_residuals, ritz.estimates])
-    return _Status(
-        ritz=ritz,
-        values=values,
-        estimates=estimates,
-        wanted=wanted,
-        threshold=threshold,
-        n_converged=int(np.count_nonzero(estimates[wanted] <= threshold)),
+def _run(
+    op: LinearOperator,
+    settings: _Settings,
+    *,
+    start: Array,
+    rng: np.random.Generator,
+    callback: Callable[[IterationInfo], Any] | None,
+    bar: Any,
+) -> EigenResult:
+    state = _initial_state(op, start, ncv=settings.ncv)
+    first, cycle = 0, 0
+    while True:
+        cycle += 1
+        rows, status, action = _expand(op, state, settings, first=first, rng=rng)
+        _report(bar, state, status, settings)
+        stop = callback is not None and notify(
+            callback,
+            IterationInfo(
+                iteration=cycle,
+                n_matvec=state.n_matvec,
+                ritz_values=status.values,
+                residual_estimates=status.residuals,
+                n_converged=int(np.count_nonzero(status.converged[status.wanted])),
+                norm_estimate=state.norm,
+            ),
+        )
+        if action == "done" or stop or cycle == settings.maxiter:
+            return _finish(
+                op,
+                state,
+                status,
+                settings,
+                rows=rows,
+                cycles=cycle,
+                verified=action == "done" and settings.verify,
+                stopped=stop,
+            )
+        first = _restart(op, state, status, settings, rows=rows, rng=rng, fresh=action == "verify")
+
+
+def _initial_state(op: LinearOperator, start: Array, *, ncv: int) -> _Krylov:
+    xp = op.xp
+    V = xp.zeros((ncv + 1, op.shape[0]), dtype=op.dtype, device=op.device)
+    V = set_block(V, (slice(0, 1), slice(None)), (start / xp.linalg.vector_norm(start))[None, :])
+    return _Krylov(
+        V=V,
+        G=np.zeros((ncv + 1, ncv + 1), dtype=np.complex128 if is_complex(xp, op.dtype) else float),
+        n_locked=0,
+        locked_values=np.empty(0),
+        locked_residuals=np.empty(0),
+        norm=0.0,
+        n_matvec=0,
+        eps=machine_epsilon(xp, op.dtype),
     )
-
-
-def _converged_early(state: _Krylov, m: int, *, k: int, which: str, tol: float) -> bool:
-    """Whether the run can stop after ``m`` rows, before the basis is full.
-
-    Not before the default basis size's worth of products (ARPACK's ``max(2k + 1, 20)``): with a
-    loose ``tol`` a smaller space can hold converged pairs that are not yet the wanted ones.
-    """
-    if state.n_matvec < min(state.V.shape[0] - 1, _default_ncv(k, state.V.shape[1])):
-        return False
-    status = _assess(state, m, k=k, which=which, tol=tol)
-    if status.n_converged < k:
-        return False
-    return not _suspicious(state, status) or (state.verifying and _confirmed(state, status, which))
-
-
-def _confirmed(state: _Krylov, status: _Status, which: str) -> bool:
-    """Whether a verification cycle has already confirmed the values it set out to confirm.
-
-    It has once the wanted values are unchanged and the best value after them (one at each end
-    for ``"BE"``) has converged too: the fresh vector's Krylov space then found nothing beyond
-    the wanted set, as a full cycle would conclude, without the rest of the cycle.
-    """
-    if not _unchanged(state.verified_values, status):
-        return False
-    extended = preference_order(status.values, which)[
-        : status.wanted.shape[0] + 1 + (which == "BE")
-    ]
-    return bool(np.all(status.estimates[extended] <= status.threshold))
 
 
 def _expand(
     op: LinearOperator,
     state: _Krylov,
+    settings: _Settings,
     *,
-    start: int,
-    stop: int,
+    first: int,
     rng: np.random.Generator,
-    converged: Callable[[int], bool],
-) -> int:
-    """Lanczos steps from row ``start`` until row ``stop`` or until ``converged(rows)``.
+) -> tuple[int, _Status, Action]:
+    """Lanczos steps from row ``first`` until the basis is full or :func:`_decide` says stop.
 
-    A check solves the ``stop``-sized projected problem on the host (about ``stop ** 3`` flops,
-    against ``stop * n`` for a step's Gram-Schmidt), so it runs every ``stop // 32`` steps (at most
-    3% more products than needed) and no more often than keeps it within a tenth of the steps'
-    own work. Returns the number of rows expanded.
+    A check solves the projected problem on the host (about ``ncv ** 3`` flops, against
+    ``ncv * n`` for a step's Gram-Schmidt), so it runs every ``ncv // 32`` steps (at most 3% more
+    products than needed) and no more often than keeps it within a tenth of the steps' own work.
+    Returns the rows expanded, their status and the decision.
     """
-    n = op.shape[0]
-    interval = max(1, stop // 32, math.ceil(10 * stop**2 / n))
-    for j in range(start, stop):
-        _lanczos_step(op, state, j, rng)
+    ncv = settings.ncv
+    interval = max(1, ncv // 32, math.ceil(10 * ncv**2 / op.shape[0]))
+    for j in range(first, ncv):
+        _step(op, state, j, rng)
         rows = j + 1
-        if rows < stop and (rows - start) % interval == 0 and converged(rows):
-            return rows
-    return stop
+        if rows < ncv and (rows - first) % interval == 0:
+            status = _assess(state, rows, settings)
+            action = _decide(state, status, settings, full=False)
+            if action != "expand":
+                return rows, status, action
+    status = _assess(state, ncv, settings)
+    return ncv, status, _decide(state, status, settings, full=True)
 
 
-def _lanczos_step(op: LinearOperator, state: _Krylov, j: int, rng: np.random.Generator) -> None:
-    """Expand row ``j``: the product, its coefficients in ``H`` and the next basis row."""
+def _step(op: LinearOperator, state: _Krylov, j: int, rng: np.random.Generator) -> None:
+    """Expand row ``j``: its product, its column of ``G`` and the next basis row."""
     w = op.matvec(state.V[j, :])
     state.n_matvec += 1
-    w, h, beta, norm_Aw = _orthogonalize(op, state.V[: j + 1, :], w, step=j + 1)
-    state.norm_estimate = max(state.norm_estimate, norm_Aw)
-    state.dropped[: state.n_locked, j] = h[: state.n_locked]
-    h[: state.n_locked] = 0.0
-    state.H[: j + 1, j] = h
-    state.H[j, : j + 1] = h
-    if beta <= state.breakdown_tol * state.norm_estimate:
-        next_vector = _fresh_vector(op, state.V[: j + 1, :], rng)
-        beta = 0.0
+    state.phase_matvecs += 1
+    w, h, beta, norm_Aw = orthogonalize_step(
+        op.xp, state.V[None, : j + 1, :], w[None, :, None], where=f"at Lanczos step {j + 1}"
+    )
+    state.norm = max(state.norm, float(norm_Aw[0]))
+    state.G[: j + 1, j] = h[0]
+    if beta[0] <= state.eps**0.75 * state.norm:
+        next_row = _fresh_vector(op, state.V[: j + 1, :], rng)
+        state.G[j + 1, j] = 0.0
         state.n_breakdowns += 1
     else:
-        next_vector = w / beta
-    state.H[j + 1, j] = state.H[j, j + 1] = beta
-    state.V = set_block(state.V, (slice(j + 1, j + 2), slice(None)), next_vector[None, :])
+        next_row = w[0, :, 0] / float(beta[0])
+        state.G[j + 1, j] = beta[0]
+    state.V = set_block(state.V, (slice(j + 1, j + 2), slice(None)), next_row[None, :])
 
 
-def _orthogonalize(
-    op: LinearOperator, basis: Array, w: Array, *, step: int
-) -> tuple[Array, np.ndarray, float, float]:
-    """Block classical Gram-Schmidt of ``w`` against the rows of ``basis``, twice or more.
-
-    Two passes suffice unless the second one still cancels most of ``w`` (Daniel, Gragg,
-    Kaufman, Stewart 1976): then passes repeat, with one host transfer each. Returns the
-    orthogonalised ``w``, the total coefficients and ``||w||`` on the host, and ``||A v||``.
-    """
-    xp = op.xp
-    norm_Aw = xp.linalg.vector_norm(w)
-    coefficients = basis @ w
-    w = w - coefficients @ basis
-    norm_first = xp.linalg.vector_norm(w)
-    correction = basis @ w
-    w = w - correction @ basis
-    norms = xp.stack([xp.linalg.vector_norm(w), norm_first, norm_Aw])
-    host = to_host(xp.concat([coefficients + correction, norms])).astype(np.float64)
-    if not np.all(np.isfinite(host)):
-        raise FloatingPointError(f"the operator returned non-finite values at Lanczos step {step}")
-    h, (beta, previous, norm_Aw_host) = host[:-3], host[-3:]
-    while beta < 0.5 * previous and beta > 0.0:
-        correction = basis @ w
-        w = w - correction @ basis
-        more = to_host(xp.concat([correction, xp.linalg.vector_norm(w)[None]])).astype(np.float64)
-        h = h + more[:-1]
-        previous, beta = beta, float(more[-1])
-    return w, h, float(beta), float(norm_Aw_host)
-
-
-def _needs_verification(state: _Krylov, status: _Status) -> bool:
-    """Whether converged values must be confirmed from a fresh start vector.
-
-    The Krylov space of one start vector holds one copy of each repeated eigenvalue; further
-    copies only appear through rounding errors, slowly. So when the converged set shows signs of
-    multiplicity (see :func:`_suspicious`), the run continues from a fresh random vector
-    orthogonal to the basis, which has a component in every copy not yet found, and stops only
-    when that leaves the wanted values unchanged.
-    """
-    previous = state.verified_values
-    state.verified_values = np.sort(status.values[status.wanted])
-    return _suspicious(state, status) and not _unchanged(previous, status)
-
-
-def _unchanged(previous: np.ndarray | None, status: _Status) -> bool:
-    """Whether the wanted values equal ``previous`` (sorted) to within the threshold."""
-    values = np.sort(status.values[status.wanted])
-    return previous is not None and np.allclose(values, previous, rtol=0.0, atol=status.threshold)
-
-
-def _suspicious(state: _Krylov, status: _Status) -> bool:
-    """Signs of multiplicity among the wanted pairs: an invariant subspace was found, or wanted
-    values coincide or vanish within the convergence threshold, as copies of a repeated
-    eigenvalue (or the null space of a Gauss-Newton matrix) do.
-
-    Values within the threshold of each other are a cluster at this ``tol``, which may have
-    members the Krylov space has not resolved yet; judging by the residuals instead (two values
-    can be copies only within the sum of their residuals) saves the verification on dense but
-    resolved spectra, but missed such members in the property tests.
-    """
-    values = np.sort(status.values[status.wanted])
-    return (
-        state.n_breakdowns > 0
-        or bool(np.any(np.abs(values) <= status.threshold))
-        or bool(np.any(np.diff(values) <= status.threshold))
+def _assess(state: _Krylov, rows: int, settings: _Settings) -> _Status:
+    """Ritz pairs of the first ``rows`` rows, locked ones included, judged by the rule."""
+    ritz = _rayleigh_ritz(state, rows)
+    values = np.concatenate([state.locked_values, ritz.values])
+    residuals = np.concatenate([state.locked_residuals, ritz.residuals])
+    state.norm = max(state.norm, float(np.max(np.abs(values))))
+    bounds = error_bounds(values, residuals)
+    limit = thresholds(values, tol=settings.tol, norm=state.norm, eps=state.eps)
+    return _Status(
+        ritz=ritz,
+        values=values,
+        residuals=residuals,
+        bounds=bounds,
+        converged=bounds <= limit,
+        lockable=residuals <= limit,
+        wanted=select_wanted(values, settings.which, settings.k),
     )
 
 
+def _rayleigh_ritz(state: _Krylov, rows: int) -> _Ritz:
+    """Ritz pairs of the active rows, with residual norms read off the decomposition.
+
+    ``A y - theta y = V_out^T (G_out s)``, ``out`` being the locked rows and the next one; the
+    active block of ``G`` must be Hermitian (checked here, for free).
+    """
+    active = slice(state.n_locked, rows)
+    block = state.G[active, active]
+    check_hermitian(
+        float(np.max(np.abs(block - block.conj().T), initial=0.0)),
+        norm=state.norm,
+        eps=state.eps,
+        where=f"onto {rows - state.n_locked} Lanczos vectors",
+    )
+    values, vectors = scipy.linalg.eigh((block + block.conj().T) / 2)
+    outside = np.concatenate([state.G[: state.n_locked, active], state.G[rows : rows + 1, active]])
+    residuals = np.linalg.norm(outside @ vectors, axis=0)
+    return _Ritz(values=values, vectors=vectors, residuals=residuals)
+
+
+def _decide(state: _Krylov, status: _Status, settings: _Settings, *, full: bool) -> Action:
+    """The run's one control decision, a pure function of its state and status.
+
+    - ``"done"``: the wanted pairs have converged and either completeness is not asked for, or a
+      verify phase confirmed the values it set out to confirm;
+    - ``"verify"``: the wanted pairs have converged: lock them and look for missing copies from
+      a fresh vector;
+    - ``"restart"``: the basis is full;
+    - ``"expand"``: keep going.
+
+    Convergence is not trusted before a phase has spent ARPACK's default basis size in products:
+    a smaller space can hold converged pairs that are not yet the wanted ones.
+    """
+    settled = full or state.phase_matvecs >= _default_ncv(settings.k, state.V.shape[1])
+    wanted_converged = bool(np.all(status.converged[status.wanted]))
+    if not (settled and wanted_converged):
+        return "restart" if full else "expand"
+    unchanged = _unchanged(
+        state.verified_values, status, tol=settings.tol, norm=state.norm, eps=state.eps
+    )
+    if not settings.verify or (unchanged and _confirmed(state, status, settings.which)):
+        return "done"
+    if unchanged:
+        return "restart" if full else "expand"
+    return "verify"
+
+
+def _confirmed(state: _Krylov, status: _Status, which: str) -> bool:
+    """Whether a verify phase with unchanged wanted values is over: the fresh space's best value
+    (one at each end for ``"BE"``) has converged outside the wanted set."""
+    n_locked = state.n_locked
+    active = np.arange(n_locked, status.values.shape[0])
+    if active.shape[0] == 0:
+        return True
+    best = active[preference_order(status.values[active], which)[: 1 + (which == "BE")]]
+    return bool(np.all(status.converged[best]))
+
+
+def _unchanged(
+    previous: np.ndarray | None, status: _Status, *, tol: float, norm: float, eps: float
+) -> bool:
+    """Whether the wanted values equal ``previous`` (sorted), each within twice its threshold."""
+    if previous is None:
+        return False
+    values = np.sort(status.values[status.wanted])
+    limit = 2 * thresholds(values, tol=tol, norm=norm, eps=eps)
+    return bool(np.all(np.abs(values - previous) <= limit))
+
+
+def _report(bar: Any, state: _Krylov, status: _Status, settings: _Settings) -> None:
+    wanted = status.wanted
+    bar.update(int(np.count_nonzero(status.converged[wanted])) - bar.n)
+    relative = status.bounds[wanted] / np.maximum(np.abs(status.values[wanted]), 1e-300)
+    bar.set_postfix(matvecs=state.n_matvec, max_rel_error=f"{float(np.max(relative)):.1e}")
+
+
 def _fresh_vector(op: LinearOperator, basis: Array, rng: np.random.Generator) -> Array:
-    """A random unit vector orthogonal to the rows of ``basis`` (after an invariant subspace)."""
+    """A random unit vector orthogonal to the rows of ``basis``."""
     xp = op.xp
     for _ in range(3):
         v = gaussian(rng, (op.shape[0],), op)
-        for _ in range(2):
-            v = v - (basis @ v) @ basis
+        v, _ = orthogonalize_against(op, basis, v)
         norm = float(to_host(xp.linalg.vector_norm(v)))
         if norm > 1e-3:
             return v / norm
     raise RuntimeError("could not extend the Krylov basis: it already spans the whole space")
 
 
-@dataclass(frozen=True)
-class _Ritz:
-    values: np.ndarray  # active Ritz values
-    vectors: np.ndarray  # coefficients in the active basis rows
-    estimates: np.ndarray  # |beta * last component|: residual norms from the Lanczos relation
-    beta: float
-
-
-def _rayleigh_ritz(state: _Krylov, m: int) -> _Ritz:
-    """Ritz pairs of the active block with their exact residual norms.
-
-    ``A y - theta y = beta v_{m+1} s_m + V_locked^T (D s)``: the residual direction and the
-    dropped couplings to locked rows are orthogonal, so both parts add in quadrature.
-    """
-    n_locked = state.n_locked
-    active = state.H[n_locked:m, n_locked:m]
-    values, vectors = scipy.linalg.eigh(active)
-    beta = state.H[m, m - 1]
-    to_locked = state.dropped[:n_locked, n_locked:m] @ vectors
-    estimates = np.sqrt((beta * vectors[-1, :]) ** 2 + np.sum(to_locked**2, axis=0))
-    return _Ritz(values=values, vectors=vectors, estimates=estimates, beta=beta)
+def orthogonalize_against(op: LinearOperator, basis: Array, v: Array) -> tuple[Array, Array]:
+    """``v`` with its components along the rows of ``basis`` removed (two passes)."""
+    xp = op.xp
+    W, C = project_out(xp, xp.matrix_transpose(basis[None, :, :]), v[None, :, None])
+    return W[0, :, 0], C[0, :, 0]
 
 
 def _restart(
     op: LinearOperator,
     state: _Krylov,
-    ritz: _Ritz,
-    wanted: np.ndarray,
+    status: _Status,
+    settings: _Settings,
     *,
-    which: str,
-    threshold: float,
-    ncv: int,
+    rows: int,
     rng: np.random.Generator,
     fresh: bool,
 ) -> int:
-    """Lock converged wanted pairs, keep the best active Ritz vectors, continue from the residual.
+    """Lock the converged wanted pairs, keep the best Ritz vectors, continue from the residual.
 
-    With ``fresh`` (all wanted pairs lock) the expansion continues from a random vector
-    orthogonal to the locked pairs instead (see :func:`_needs_verification`), and no unlocked
-    Ritz vector is kept: their residuals lie along the residual vector left out, so keeping them
-    would lose their residuals. Returns the index of the first row to expand.
+    A pair is locked only once its residual itself meets the threshold: a value converged by
+    the quadratic bound alone has a vector still off by about ``r / gap``, and deflating it
+    would leave that component for the active space to find again (a ghost copy).
+
+    With ``fresh`` (a verify phase begins) every wanted pair is locked, no other Ritz vector is
+    kept and the expansion continues from a random vector orthogonal to the locked ones.
+    Returns the index of the first row to expand.
     """
-    n_locked = state.n_locked
-    wanted_active = wanted[wanted >= n_locked] - n_locked
-    room_for_locks = max(ncv - 2 - n_locked, 0)
-    newly_locked = [int(a) for a in wanted_active if ritz.estimates[a] <= threshold][
-        :room_for_locks
-    ]
-    unconverged_wanted = [int(a) for a in wanted_active if int(a) not in newly_locked]
-    fresh = fresh and not unconverged_wanted
-    state.verifying = fresh
-    room = ncv - n_locked - len(newly_locked)
-    n_keep = (
-        0 if fresh else min(room - 1, max(len(unconverged_wanted), 1, int(room * _KEEP_FRACTION)))
-    )
-    order = unconverged_wanted + [
+    ritz, n_locked = status.ritz, state.n_locked
+    wanted_active = [int(w) - n_locked for w in status.wanted if w >= n_locked]
+    room_for_locks = max(settings.ncv - 2 - n_locked, 0)
+    locking = [a for a in wanted_active if status.lockable[n_locked + a]][:room_for_locks]
+    unconverged = [a for a in wanted_active if a not in locking]
+    order = unconverged + [
         int(a)
-        for a in preference_order(ritz.values, which)
-        if int(a) not in newly_locked and int(a) not in unconverged_wanted
+        for a in preference_order(ritz.values, settings.which)
+        if int(a) not in locking and int(a) not in unconverged
     ]
-    kept = order[:n_keep]
-    chosen = newly_locked + kept
-    coefficients = ritz.vectors[:, chosen]
-    _rotate_basis(op, state, coefficients, first=n_locked, stop=ncv)
-    new_locked = n_locked + len(newly_locked)
-    residual_row = new_locked + len(kept)
-    next_row = (
-        _fresh_vector(op, state.V[:residual_row, :], rng)[None, :]
+    new_locked = n_locked + len(locking)
+    n_keep = (
+        0
         if fresh
-        else state.V[ncv : ncv + 1, :]
+        else _adaptive_keep(
+            ritz.values[order],
+            settings.which,
+            at_least=max(len(unconverged), 1),
+            room=settings.ncv - new_locked,
+        )
     )
-    state.V = set_block(state.V, (slice(residual_row, residual_row + 1), slice(None)), next_row)
-    state.locked_values = np.concatenate([state.locked_values, ritz.values[newly_locked]])
-    state.locked_residuals = np.concatenate([state.locked_residuals, ritz.estimates[newly_locked]])
+    kept = order[:n_keep]
+    _rotate_basis(op, state, ritz.vectors[:, locking + kept], first=n_locked, stop=rows)
+    residual_row = new_locked + n_keep
+    next_row = _fresh_vector(op, state.V[:residual_row, :], rng) if fresh else state.V[rows, :]
+    state.V = set_block(
+        state.V, (slice(residual_row, residual_row + 1), slice(None)), next_row[None, :]
+    )
+    G = np.zeros_like(state.G)
+    chosen = np.arange(n_locked, residual_row)
+    G[:n_locked, chosen] = state.G[:n_locked, n_locked:rows] @ ritz.vectors[:, locking + kept]
+    G[chosen, chosen] = ritz.values[locking + kept]
+    if not fresh:
+        coupling = state.G[rows, n_locked:rows] @ ritz.vectors[:, kept]
+        G[residual_row, new_locked:residual_row] = coupling
+        G[new_locked:residual_row, residual_row] = coupling.conj()
+    state.G = G
+    state.locked_values = np.concatenate([state.locked_values, ritz.values[locking]])
+    state.locked_residuals = np.concatenate([state.locked_residuals, ritz.residuals[locking]])
     state.n_locked = new_locked
-    kept_rows = np.arange(new_locked, residual_row)
-    dropped = np.zeros_like(state.dropped)
-    dropped[:n_locked, kept_rows] = state.dropped[:n_locked, n_locked:ncv] @ ritz.vectors[:, kept]
-    state.dropped = dropped
-    H = np.zeros_like(state.H)
-    H[np.arange(new_locked), np.arange(new_locked)] = state.locked_values
-    H[kept_rows, kept_rows] = ritz.values[kept]
-    coupling = ritz.beta * ritz.vectors[-1, kept]
-    H[residual_row, kept_rows] = coupling
-    H[kept_rows, residual_row] = coupling
-    state.H = H
+    if fresh:
+        state.phase = "verify"
+        state.phase_matvecs = 0
+        state.verified_values = np.sort(status.values[status.wanted])
     return residual_row
+
+
+def _adaptive_keep(values: np.ndarray, which: str, *, at_least: int, room: int) -> int:
+    """How many Ritz vectors to keep at a restart (TRLan's rule, Yamazaki et al. 2010).
+
+    ``values`` are the unlocked Ritz values, most wanted first, the unconverged wanted ones
+    leading. Keeping ``j`` of them leaves ``room - j`` new steps before the next restart, over
+    which a Chebyshev filter on the rest amplifies the last wanted value by
+    ``T_{room - j}(1 + 2 g_j) ~ exp((room - j) acosh(1 + 2 g_j))``, with
+    ``g_j = (s_t - s_j) / (s_j - s_min)`` its gap to the first value not kept over the spread of
+    the rest, in a score ``s`` that grows towards the wanted end. The ``j`` maximising that
+    exponent is kept (TRLan uses its small-gap form ``2 (room - j) sqrt(g_j)``), at most half
+    of the rows beyond the wanted ones (Wu & Simon's default): interior Ritz values are not yet
+    eigenvalues, so beyond that the model overrates what keeping them deflates. Without any gap,
+    that half.
+    """
+    largest = at_least + max(room - 1 - at_least, 0) // 2
+    if largest <= at_least:
+        return min(at_least, max(room - 1, 0))
+    score = _score(values, which)
+    target = score[at_least - 1]
+    lowest = float(np.min(score))
+    candidates = np.arange(at_least, min(largest, score.shape[0] - 1) + 1)
+    if candidates.shape[0] == 0:
+        return at_least
+    next_value = score[candidates]
+    gap = target - next_value
+    spread = next_value - lowest
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where((gap > 0) & (spread > 0), gap / spread, 0.0)
+    merit = (room - candidates) * np.arccosh(1.0 + 2.0 * ratio)
+    if not np.any(merit > 0):
+        return largest
+    return int(candidates[int(np.argmax(merit))])
+
+
+def _score(values: np.ndarray, which: str) -> np.ndarray:
+    """Values mapped so that larger means more wanted (both ends: distance from the middle)."""
+    if which == "LA":
+        return values
+    if which == "SA":
+        return -values
+    if which == "LM":
+        return np.abs(values)
+    return np.abs(values - (np.max(values) + np.min(values)) / 2)
 
 
 def _rotate_basis(
@@ -544,132 +552,59 @@ def _finish(
     op: LinearOperator,
     state: _Krylov,
     status: _Status,
+    settings: _Settings,
     *,
-    which: str,
-    tol: float,
-    restarts: int,
+    rows: int,
+    cycles: int,
+    verified: bool,
+    stopped: bool,
 ) -> EigenResult:
-    """Form the wanted Ritz vectors in ascending order and report their residuals.
+    """Form the wanted Ritz vectors and report them through :func:`spectra.results.eigen_result`.
 
-    The Lanczos relation gives each residual up to rounding: the basis is orthonormal and the
-    relation holds to about ``sqrt(m) * eps * ||A||``. When every estimate clears ``tol`` by
-    :data:`_ROUNDING_MARGIN` times that, the estimates are reported; otherwise (tight ``tol``,
-    pairs that did not converge, or a breakdown, whose neglected ``beta`` the relation leaves
-    out) the true residuals are computed with one block product.
+    The decomposition gives each residual up to rounding (about ``sqrt(m) eps ||A||`` plus the
+    operator's own). When every wanted bound clears its threshold by
+    :data:`_RELATION_MARGIN` times that, those residuals are reported; otherwise (a tight
+    ``tol``, unconverged pairs, or an invariant subspace whose neglected ``beta`` the
+    decomposition leaves out) the true residuals are computed with one block product.
     """
-    n_locked = state.n_locked
-    m = status.values.shape[0]
-    ascending = status.wanted[np.argsort(status.values[status.wanted], kind="stable")]
-    coefficients = np.zeros((ascending.shape[0], m))
-    for row, index in enumerate(ascending):
+    n_locked, wanted = state.n_locked, status.wanted
+    coefficients = np.zeros((wanted.shape[0], rows), dtype=state.G.dtype)
+    for row, index in enumerate(wanted):
         if index < n_locked:
             coefficients[row, index] = 1.0
         else:
-            coefficients[row, n_locked:] = status.ritz.vectors[:, index - n_locked]
-    basis = state.V[:m, :]
-    del state.V  # the basis is no longer needed: free it before the final block product
-    Y = (from_host(op.xp, coefficients, dtype=op.dtype, device=op.device) @ basis).T
+            coefficients[row, n_locked:rows] = status.ritz.vectors[:, index - n_locked]
+    basis = state.V[:rows, :]
+    del state.V  # free the basis before the final block product
+    Y = op.xp.matrix_transpose(
+        from_host(op.xp, coefficients, dtype=op.dtype, device=op.device) @ basis
+    )
     del basis
-    clear = status.estimates[ascending] + _rounding_margin(state, m) <= status.threshold
-    if state.n_breakdowns == 0 and np.all(clear):
-        return _relation_result(
-            op, state, Y, status, ascending, which=which, tol=tol, restarts=restarts
-        )
-    return ritz_result(
+    others = np.setdiff1d(np.arange(status.values.shape[0]), wanted)
+    values, residuals = status.values[wanted], status.residuals[wanted]
+    margin = _RELATION_MARGIN * np.sqrt(rows) * state.eps * state.norm
+    limit = thresholds(values, tol=settings.tol, norm=state.norm, eps=state.eps)
+    n_matvec, norm = state.n_matvec, state.norm
+    if state.n_breakdowns > 0 or not np.all(status.bounds[wanted] + margin <= limit):
+        values, residuals, norm_AY = rayleigh_residuals(op, Y)
+        n_matvec, norm = n_matvec + wanted.shape[0], max(norm, norm_AY)
+    reason = None
+    if settings.verify and not verified:
+        reason = "maxiter ran out before the check for missing copies ended"
+    return eigen_result(
         op,
-        Y,
-        tol=tol,
-        norm_estimate=state.norm_estimate,
-        n_matvec=state.n_matvec,
-        restarts=restarts,
-        which=which,
+        values=values,
+        vectors=Y,
+        residuals=residuals,
+        others=status.values[others],
+        other_residuals=status.residuals[others],
+        tol=settings.tol,
+        norm=norm,
+        n_matvec=n_matvec,
+        n_iter=cycles,
+        which=settings.which,
         method="lanczos",
-    )
-
-
-def _relation_result(
-    op: LinearOperator,
-    state: _Krylov,
-    Y: Array,
-    status: _Status,
-    ascending: np.ndarray,
-    *,
-    which: str,
-    tol: float,
-    restarts: int,
-) -> EigenResult:
-    """The converged Ritz pairs with the residual norms the Lanczos relation gives."""
-    xp = op.xp
-    return EigenResult(
-        eigenvalues=from_host(xp, status.values[ascending], dtype=op.dtype, device=op.device),
-        eigenvectors=Y,
-        residual_norms=from_host(xp, status.estimates[ascending], dtype=op.dtype, device=op.device),
-        error_bounds=from_host(xp, status.estimates[ascending], dtype=op.dtype, device=op.device),
-        converged=xp.ones(ascending.shape[0], dtype=xp.bool, device=op.device),
-        n_matvec=state.n_matvec,
-        n_iter=restarts,
-        tol=tol,
-        norm_estimate=state.norm_estimate,
-        which=which,
-        method="lanczos",
-    )
-
-
-# Columns whose residuals are formed at once in ritz_result: bounds its temporaries.
-_RESIDUAL_CHUNK = 4
-
-
-def ritz_result(
-    op: LinearOperator,
-    Y: Array,
-    *,
-    tol: float,
-    norm_estimate: float,
-    n_matvec: int,
-    restarts: int,
-    which: str,
-    method: str,
-) -> EigenResult:
-    """Rayleigh quotients and true residuals of orthonormal columns ``Y``, as a sorted result."""
-    xp = op.xp
-    AY = op.matmat(Y)
-    k = Y.shape[1]
-    values = xp.vecdot(Y, AY, axis=-2)
-    chunks = [slice(c, min(c + _RESIDUAL_CHUNK, k)) for c in range(0, k, _RESIDUAL_CHUNK)]
-    residuals = xp.concat(
-        [xp.linalg.vector_norm(AY[:, c] - Y[:, c] * values[None, c], axis=0) for c in chunks]
-    )
-    column_norms = xp.linalg.vector_norm(AY, axis=0)
-    del AY
-    host = to_host(xp.concat([values, residuals, column_norms])).astype(np.float64)
-    if not np.all(np.isfinite(host)):
-        raise FloatingPointError(
-            "the operator returned non-finite values on the final Ritz vectors"
-        )
-    values_host, residuals_host = host[:k], host[k : 2 * k]
-    norm_estimate = max(norm_estimate, float(np.max(host[2 * k :])))
-    converged = residuals_host <= tol * norm_estimate
-    if not np.all(converged):
-        warn_unconverged(method, int(np.count_nonzero(converged)), k, f"after {restarts} restarts")
-    order = np.argsort(values_host, kind="stable")
-    if np.any(order != np.arange(k)):
-        index = xp.asarray(order, device=op.device)
-        values, Y, residuals = (
-            xp.take(values, index),
-            xp.take(Y, index, axis=1),
-            xp.take(residuals, index),
-        )
-        converged = converged[order]
-    return EigenResult(
-        eigenvalues=values,
-        eigenvectors=Y,
-        residual_norms=residuals,
-        error_bounds=residuals,
-        converged=xp.asarray(converged, device=op.device),
-        n_matvec=n_matvec + k,
-        n_iter=restarts,
-        tol=tol,
-        norm_estimate=norm_estimate,
-        which=which,
-        method=method,
+        verified=verified,
+        unverified_reason=reason,
+        stopped=stopped,
     )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -132,6 +132,7 @@ def eigen_result(
     which: str,
     method: str,
     verified: bool,
+    unverified_reason: str | None = None,
     stopped: bool = False,
 ) -> EigenResult:
     """The one way a solver's pairs become an :class:`EigenResult`.
@@ -149,9 +150,9 @@ def eigen_result(
     k = values.shape[0]
     if not stopped and not np.all(ok):
         warn_unconverged(method, int(np.count_nonzero(ok)), k, f"after {n_iter} iterations")
-    if not stopped and not verified:
+    if not stopped and unverified_reason is not None:
         warnings.warn(
-            f"{method}: completeness not verified (maxiter ran out first): a copy of a repeated "
+            f"{method}: completeness not verified ({unverified_reason}): a copy of a repeated "
             "eigenvalue may be missing from the result (verified=False)",
             ConvergenceWarning,
             stacklevel=3,
