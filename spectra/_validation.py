@@ -77,7 +77,9 @@ def check_start_vector(v0: Any, op: LinearOperator, *, name: str = "v0") -> Arra
     host = to_host(v0) if not isinstance(v0, (list, tuple)) else np.asarray(v0)
     n = op.shape[0]
     if np.iscomplexobj(host) and not is_complex(op.xp, op.dtype):
-        raise TypeError(f"{name} must be real for an operator of dtype {op.dtype}; got {host.dtype}")
+        raise TypeError(
+            f"{name} must be real for an operator of dtype {op.dtype}; got {host.dtype}"
+        )
     if host.shape != (n,):
         raise ValueError(f"{name} must have shape ({n},); got {host.shape}")
     if not np.all(np.isfinite(host)):
