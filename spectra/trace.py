@@ -42,6 +42,10 @@ matvecs, and takes ``(s - 1) / s * sum_j (t_j - mean t)^2``, which by the Efron-
 inequality overestimates the variance of the estimator with one probe fewer in expectation, so
 it errs on the conservative side.
 
+Complex Hermitian operators take complex probes (:mod:`spectra._probes`) and the same formulas
+with conjugate transposes (``Q^H``, ``R^{-H}``, ``|cos|^2``); the trace is real, returned in the
+operator's real dtype, and each sample's imaginary part (zero in expectation) is dropped.
+
 A budget of at least ``n`` matvecs computes the trace exactly from ``n`` products with the
 identity's columns (``stderr = 0``).
 """

@@ -402,7 +402,11 @@ def test_hutch_plus_plus_stderr_is_calibrated_against_its_exact_variance(num_mat
     assert np.mean(np.abs(errors) <= 3 * stderr) >= 0.95
 
 
-@pytest.mark.parametrize(("method", "spectrum"), CASES)
+@pytest.mark.parametrize(
+    ("method", "spectrum"),
+    [("hutchinson", "indefinite"), ("hutch++", "decaying"), ("xtrace", "indefinite")]
+    + [("xnystrace", "flat")],
+)
 def test_complex_hermitian_trace_is_real_and_matches_numpy(
     backend: Backend, method: str, spectrum: str
 ) -> None:
