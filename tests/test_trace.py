@@ -404,8 +404,12 @@ def test_hutch_plus_plus_stderr_is_calibrated_against_its_exact_variance(num_mat
 
 @pytest.mark.parametrize(
     ("method", "spectrum"),
-    [("hutchinson", "indefinite"), ("hutch++", "decaying"), ("xtrace", "indefinite")]
-    + [("xnystrace", "flat")],
+    [
+        ("hutchinson", "indefinite"),
+        ("hutch++", "decaying"),
+        ("xtrace", "indefinite"),
+        ("xnystrace", "flat"),
+    ],
 )
 def test_complex_hermitian_trace_is_real_and_matches_numpy(
     backend: Backend, method: str, spectrum: str
