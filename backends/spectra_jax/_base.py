@@ -90,6 +90,8 @@ class CurvatureOperator(LinearOperator):
         _curvature.check_sample_counter(num_samples)
         self.num_samples = num_samples
         self.reduction = _curvature.check_reduction(reduction, source="the loss")
+        # the reduction that weights the batches: "sum" for per-sample sums (the Fishers)
+        self.weighting = self.reduction
         self.mode = _curvature.check_mode(mode, cached="linearize")
         self.memory_budget = _curvature.check_budget(memory_budget, free=self._free_memory)
         (device,) = theta.devices()
@@ -168,10 +170,10 @@ class CurvatureOperator(LinearOperator):
         aux = self._aux(index, batch)
         count = self._count(batch)
         if not keep:
-            return _curvature.weighted(("recompute", (batch, aux)), count, self.reduction), 0
+            return _curvature.weighted(("recompute", (batch, aux)), count, self.weighting), 0
         term = self._build_term(self.theta, self._frozen, batch, aux)
         nbytes = sum(int(leaf.nbytes) for leaf in jax.tree_util.tree_leaves(term))
-        return _curvature.weighted(("cached", term), count, self.reduction), nbytes
+        return _curvature.weighted(("cached", term), count, self.weighting), nbytes
 
     def _decide(self, X: jax.Array) -> None:
         """Time one product each way (compiled, on the first batch) and fix the mode on it."""
@@ -233,7 +235,7 @@ def _check_leaves(names: list[str], leaves: list[Any]) -> list[jax.Array]:
     for name, leaf in zip(names, leaves, strict=True):
         if not is_array(leaf) and not isinstance(leaf, (float, int)):
             raise TypeError(f"params: leaf {name!r} is a {type(leaf).__name__}, not an array")
-        dtype = np.result_type(leaf)
+        dtype = np.dtype(leaf.dtype) if hasattr(leaf, "dtype") else np.result_type(leaf)
         if not np.issubdtype(dtype, np.floating):
             raise TypeError(
                 f"params: leaf {name!r} has dtype {dtype}; curvature needs real floating-point "

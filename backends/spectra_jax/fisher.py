@@ -118,6 +118,7 @@ class FisherOperator(OutputsOperator):
             mode=mode,
             memory_budget=memory_budget,
         )
+        self.weighting = "sum"  # per-sample NLL gradients, summed over the batch
         self._output_shapes: dict[Any, tuple[int, ...]] = {}
 
     def _aux(self, index: int, batch: Batch) -> jax.Array:
@@ -127,7 +128,7 @@ class FisherOperator(OutputsOperator):
 
     def _output_shape(self, inputs: Any) -> tuple[int, ...]:
         leaves, treedef = jax.tree_util.tree_flatten(inputs)
-        key = (treedef, tuple((np.shape(x), str(np.result_type(x))) for x in leaves))
+        key = (treedef, tuple((np.shape(x), str(getattr(x, "dtype", type(x)))) for x in leaves))
         if key not in self._output_shapes:
             params = self.params(self.theta, self._frozen)
             shape = jax.eval_shape(self.apply_fn, params, inputs).shape
