@@ -17,7 +17,9 @@ from types import ModuleType
 import numpy as np
 import scipy.linalg
 
-from spectra._namespace import Array, from_host, machine_epsilon, set_block, to_host
+from spectra._krylov import orthogonalize_step
+from spectra._namespace import Array, from_host, is_complex, machine_epsilon, set_block, to_host
+from spectra._validation import check_finite
 from spectra.operators import LinearOperator
 
 __all__ = ["Tridiagonals", "gauss_quadrature", "lanczos_tridiagonal"]
@@ -46,7 +48,7 @@ def lanczos_tridiagonal(
     v = start / xp.linalg.vector_norm(start, axis=0)[None, :]
     previous = xp.zeros_like(v)
     beta_previous = xp.zeros((b,), dtype=op.dtype, device=op.device)
-    basis = xp.zeros((m * b, n), dtype=op.dtype, device=op.device) if reorthogonalize else None
+    basis = xp.zeros((b, m, n), dtype=op.dtype, device=op.device) if reorthogonalize else None
     alphas, betas = np.zeros((b, m)), np.zeros((b, m))
     lengths = np.full(b, m)
     norms = np.zeros(b)
@@ -55,22 +57,21 @@ def lanczos_tridiagonal(
     for j in range(m):
         w = op.matmat(v)
         n_matvec += b
-        norm_Av = xp.linalg.vector_norm(w, axis=0)
+        where = f"at Lanczos step {j + 1}"
         if basis is not None:
-            basis = set_block(basis, (slice(j * b, (j + 1) * b), slice(None)), v.T)
-            alpha, w = _orthogonalize(xp, basis, w, j=j, b=b)
-        else:
-            alpha = xp.sum(v * w, axis=0)
-            w = w - alpha[None, :] * v - beta_previous[None, :] * previous
-        beta = xp.linalg.vector_norm(w, axis=0)
-        host = to_host(xp.concat([alpha, beta, norm_Av])).astype(np.float64)
-        if not np.all(np.isfinite(host)):
-            raise FloatingPointError(
-                f"the operator returned non-finite values at Lanczos step {j + 1}"
+            basis = set_block(basis, (slice(None), slice(j, j + 1), slice(None)), v.T[:, None, :])
+            W, h, beta_host, norm_Av = orthogonalize_step(
+                xp, basis, xp.matrix_transpose(w)[:, :, None], where=where
             )
-        alphas[active, j] = host[:b][active]
-        norms = np.maximum(norms, host[2 * b :])
-        beta_host = np.where(active, host[b : 2 * b], 0.0)
+            w = xp.matrix_transpose(W[:, :, 0])
+            alpha_host = h[:, j].real
+        else:
+            alpha = xp.sum(_conj(xp, v) * w, axis=0)
+            w = w - alpha[None, :] * v - beta_previous[None, :] * previous
+            alpha_host, beta_host, norm_Av = _host_coefficients(xp, alpha, w, where=where)
+        alphas[active, j] = alpha_host[active]
+        norms = np.maximum(norms, norm_Av)
+        beta_host = np.where(active, beta_host, 0.0)
         betas[:, j] = beta_host
         ending = active & (beta_host <= breakdown * norms)
         lengths[ending] = j + 1
@@ -84,24 +85,18 @@ def lanczos_tridiagonal(
     return Tridiagonals(alphas=alphas, betas=betas, lengths=lengths, n_matvec=n_matvec)
 
 
-def _orthogonalize(xp: ModuleType, rows: Array, w: Array, *, j: int, b: int) -> tuple[Array, Array]:
-    """Two block Gram-Schmidt passes of each column of ``w`` against its own basis rows.
+def _conj(xp: ModuleType, X: Array) -> Array:
+    return xp.conj(X) if is_complex(xp, X.dtype) else X
 
-    ``rows`` holds rows ``i * b + p`` = basis vector ``i`` of process ``p`` (rows not yet filled
-    are zero, so the whole preallocated basis is used: fixed shapes, which JIT backends compile
-    once); returns the diagonal coefficients ``alpha`` (b,) and the orthogonalised block (n, b).
-    """
-    n = w.shape[0]
-    stacked = xp.permute_dims(xp.reshape(rows, (rows.shape[0] // b, b, n)), (1, 0, 2))
-    transposed = xp.matrix_transpose(stacked)
-    columns = w.T[:, :, None]
-    total = None
-    for _ in range(2):
-        coefficients = stacked @ columns
-        columns = columns - transposed @ coefficients
-        total = coefficients if total is None else total + coefficients
-    assert total is not None
-    return total[:, j, 0], columns[:, :, 0].T
+
+def _host_coefficients(
+    xp: ModuleType, alpha: Array, w: Array, *, where: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``alpha``, ``||w||`` and (unused without a basis) zeros for ``||A v||``, in one transfer."""
+    beta = xp.astype(xp.linalg.vector_norm(w, axis=0), alpha.dtype)
+    host = check_finite(to_host(xp.concat([alpha, beta])), where=where)
+    b = alpha.shape[0]
+    return host[:b].real.astype(np.float64), host[b:].real.astype(np.float64), np.zeros(b)
 
 
 def gauss_quadrature(alphas: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

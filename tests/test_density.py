@@ -283,12 +283,6 @@ def test_kpm_of_a_complex_hermitian_operator_matches_its_eigenvalues(backend: Ba
     assert density.trace(np.ones_like) == pytest.approx(N, rel=1e-12)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spectra._tridiagonal.lanczos_tridiagonal is real-only (its coefficients are cast "
-    "to float64 and its inner products do not conjugate); complex SLQ and KPM's default "
-    "bounds wait for it",
-)
 def test_slq_of_a_complex_hermitian_operator_matches_its_eigenvalues() -> None:
     A = complex_bulk_and_outliers()
     eigenvalues = np.linalg.eigvalsh(A)
