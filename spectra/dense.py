@@ -9,18 +9,21 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from spectra._namespace import from_host, host_dtype, to_host
+from spectra._namespace import from_host, host_dtype, machine_epsilon, to_host
+from spectra._validation import check_hermitian
 from spectra.operators import LinearOperator
-from spectra.results import EigenResult, warn_unconverged
+from spectra.results import EigenResult, eigen_result
 
 __all__ = ["dense_eigensolve", "materialize", "preference_order", "select_wanted"]
 
 
 def materialize(op: LinearOperator) -> np.ndarray:
-    """The operator as a dense host float64 matrix, by one ``matmat`` of the identity."""
+    """The operator as a dense host matrix (float64, or complex128 for a complex operator), by
+    one ``matmat`` of the identity."""
     n = op.shape[0]
     identity = from_host(op.xp, np.eye(n), dtype=op.dtype, device=op.device)
-    return to_host(op.matmat(identity)).astype(np.float64)
+    matrix = to_host(op.matmat(identity))
+    return matrix.astype(np.complex128 if np.iscomplexobj(matrix) else np.float64)
 
 
 def preference_order(values: np.ndarray, which: str) -> np.ndarray:
@@ -50,30 +53,37 @@ def select_wanted(values: np.ndarray, which: str, k: int) -> np.ndarray:
 def dense_eigensolve(
     op: LinearOperator, k: int, *, which: str, tol: float, method: str
 ) -> EigenResult:
-    """Exact eigenpairs of a small operator by ``scipy.linalg.eigh`` (``n`` matvecs, one block)."""
-    xp = op.xp
+    """Exact eigenpairs of a small operator by ``scipy.linalg.eigh`` (``n`` matvecs, one block).
+
+    The matrix must be symmetric (Hermitian) to rounding (:func:`check_hermitian`); residuals
+    are those of the rounded eigenvectors against the materialised matrix.
+    """
     matrix = materialize(op)
-    symmetric = (matrix + matrix.T) / 2
-    values, vectors = scipy.linalg.eigh(symmetric)
-    norm_estimate = float(np.max(np.abs(values)))
+    eps = machine_epsilon(op.xp, op.dtype)
+    values, vectors = scipy.linalg.eigh((matrix + matrix.conj().T) / 2)
+    norm = float(np.max(np.abs(values), initial=0.0))
+    check_hermitian(
+        float(np.max(np.abs(matrix - matrix.conj().T), initial=0.0)),
+        norm=norm,
+        eps=eps,
+        where="(the materialised matrix)",
+    )
     chosen = np.sort(select_wanted(values, which, k))
-    values, vectors = values[chosen], vectors[:, chosen]
-    vectors = vectors.astype(host_dtype(op.dtype)).astype(np.float64)
-    residuals = np.linalg.norm(matrix @ vectors - vectors * values, axis=0)
-    converged = residuals <= max(tol, 0.0) * norm_estimate
-    if not np.all(converged):
-        detail = "dense solve; is the operator symmetric?"
-        warn_unconverged(method, int(np.count_nonzero(converged)), k, detail)
-    return EigenResult(
-        eigenvalues=from_host(xp, values, dtype=op.dtype, device=op.device),
-        eigenvectors=from_host(xp, vectors, dtype=op.dtype, device=op.device),
-        residual_norms=from_host(xp, residuals, dtype=op.dtype, device=op.device),
-        error_bounds=from_host(xp, residuals, dtype=op.dtype, device=op.device),
-        converged=xp.asarray(converged, device=op.device),
+    rest = np.setdiff1d(np.arange(values.shape[0]), chosen)
+    vectors = vectors[:, chosen].astype(host_dtype(op.dtype))
+    residuals = np.linalg.norm(matrix @ vectors - vectors * values[chosen], axis=0)
+    return eigen_result(
+        op,
+        values=values[chosen],
+        vectors=from_host(op.xp, vectors, dtype=op.dtype, device=op.device),
+        residuals=residuals,
+        others=values[rest],
+        other_residuals=np.zeros(rest.shape[0]),
+        tol=tol,
+        norm=norm,
         n_matvec=op.shape[0],
         n_iter=0,
-        tol=tol,
-        norm_estimate=norm_estimate,
         which=which,
         method=method,
+        verified=True,
     )
