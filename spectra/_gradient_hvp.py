@@ -69,7 +69,7 @@ class GradientHVPOperator(LinearOperator):
         self.x = x
         self.eps = default_eps(xp, x.dtype) if eps is None else _check_eps(eps)
         # One host read at construction: the step is a Python float, so products never sync.
-        self.step = self.eps * (1.0 + float(xp.linalg.vector_norm(xp.astype(x, xp.float64))))
+        self.step = self.eps * (1.0 + float(xp.linalg.vector_norm(x)))
 
     def _matmat(self, X: Array) -> Array:
         xp, h = self.xp, self.step
