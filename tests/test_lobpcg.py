@@ -107,7 +107,7 @@ def test_complex_hermitian(backend: Backend, dtype: str) -> None:
     real = backend.xp.float64 if dtype == "complex128" else backend.xp.float32
     assert result.eigenvalues.dtype == real
     assert result.error_bounds.dtype == real
-    assert result.eigenvectors.dtype == A.dtype
+    assert result.eigenvectors is not None and result.eigenvectors.dtype == A.dtype
     assert np.abs(np.imag(to_host(result.eigenvectors))).max() > 0.1
     eps = float(np.finfo(dtype).eps)
     _check_against_dense(result, matrix.astype(dtype).astype(np.complex128), "SA", eps=eps)
@@ -503,7 +503,7 @@ def test_bad_maxiter_tol_callback(matrix: np.ndarray) -> None:
     with pytest.raises(ValueError, match="tol must be a finite non-negative number"):
         spectra.lobpcg(matrix, k=3, tol=-1.0)
     with pytest.raises(TypeError, match="callback must be callable"):
-        spectra.lobpcg(matrix, k=3, callback=3)
+        spectra.lobpcg(matrix, k=3, callback=3)  # type: ignore[arg-type]
 
 
 def test_non_finite_operator_output() -> None:

@@ -1,0 +1,209 @@
+"""scipy's own ``test_lobpcg.py`` run against ``spectra.lobpcg`` through a thin shim.
+
+The installed test module is loaded afresh (scipy's own copy is left untouched), its ``lobpcg``
+is replaced by :func:`lobpcg` below, which maps scipy's signature and return values onto
+spectra's, and its test functions are collected here unchanged: every assertion is scipy's.
+What spectra does not claim is skipped with the reason, either for a whole test (listed in
+``_NOT_CLAIMED``) or at the call that asks for it (a generalised problem, constraints, iteration
+histories).
+
+The mapping:
+
+* ``largest`` -> ``which="LA"`` / ``"SA"``; the values come back largest first for
+  ``largest=True``, as scipy returns them.
+* ``X`` (n, k) is the start block: ``k`` pairs with block size ``k``.
+* ``tol``: scipy bounds each residual norm; spectra's ``tol`` is the relative accuracy of each
+  eigenvalue (its error bound ``min(r, r^2 / gap) <= tol |theta|``, floored at
+  ``100 eps ||A||``). The same number is passed; ``None`` keeps spectra's default
+  ``eps ** (2/3)``.
+* ``maxiter``: scipy's default of 20 iterations when ``None``.
+* ``A``, ``M``: anything scipy accepts; a bare callable becomes a ``LinearOperator`` of ``X``'s
+  size, and ``A`` is computed in the common dtype of ``A`` and ``X`` as scipy does (integers
+  become float64, a real ``A`` with a complex ``X`` a complex one).
+* ``B`` equal to the identity is the standard problem and is dropped; any other ``B`` skips.
+* spectra's :class:`~spectra.ConvergenceWarning` becomes scipy's ``UserWarning`` ("Exited at
+  iteration ... not reaching the requested tolerance"), which scipy's tests expect or filter.
+* ``verbosityLevel`` only prints in scipy and is ignored.
+* long double (``float128``, ``complex256``) skips: not an array API dtype, no LAPACK routine.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import pathlib
+import warnings
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy
+import scipy.sparse
+import scipy.sparse.linalg
+
+import spectra
+from spectra._namespace import to_host
+
+_PATH = pathlib.Path(scipy.__file__).parent / "sparse/linalg/_eigen/lobpcg/tests/test_lobpcg.py"
+if not _PATH.exists():
+    pytest.skip("scipy was installed without its test files", allow_module_level=True)
+
+_GENERALISED = "generalised problems (B other than the identity) are not supported by spectra"
+_CONSTRAINTS = "constraints (Y) are not supported by spectra.lobpcg"
+_HISTORY = "spectra.lobpcg returns no iteration histories (retLambdaHistory, ...)"
+_LONG_DOUBLE = (
+    "long double is not an array API dtype, and spectra's small dense problems run in LAPACK, "
+    "which has no long double"
+)
+
+
+def lobpcg(
+    A: Any,
+    X: Any,
+    B: Any = None,
+    M: Any = None,
+    Y: Any = None,
+    tol: float | None = None,
+    maxiter: int | None = None,
+    largest: bool = True,
+    verbosityLevel: int = 0,
+    retLambdaHistory: bool = False,
+    retResidualNormsHistory: bool = False,
+    restartControl: int = 20,
+) -> tuple[np.ndarray, np.ndarray]:
+    """scipy's ``lobpcg`` signature on top of :func:`spectra.lobpcg` (see the module docstring)."""
+    if retLambdaHistory or retResidualNormsHistory:
+        pytest.skip(_HISTORY)
+    if Y is not None:
+        pytest.skip(_CONSTRAINTS)
+    X = np.asarray(X)
+    X = X[:, None] if X.ndim == 1 else X
+    n, k = X.shape
+    if B is not None and not _is_identity(B, n):
+        pytest.skip(_GENERALISED)
+    if np.longdouble in (getattr(A, "dtype", None), X.dtype) or np.clongdouble in (
+        getattr(A, "dtype", None),
+        X.dtype,
+    ):
+        pytest.skip(_LONG_DOUBLE)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = spectra.lobpcg(
+            _operator(A, n, X.dtype),
+            k,
+            which="LA" if largest else "SA",
+            X=X,
+            M=_operator(M, n, X.dtype) if M is not None and not callable(M) else M,
+            tol=tol,
+            maxiter=20 if maxiter is None else maxiter,
+        )
+    for warning in caught:
+        if issubclass(warning.category, spectra.ConvergenceWarning):
+            residuals = to_host(result.residual_norms)
+            message = (
+                f"Exited at iteration {result.n_iter} with accuracies \n{residuals}\n"
+                f"not reaching the requested tolerance {result.tol}."
+            )
+            warnings.warn(message, UserWarning, stacklevel=2)
+        else:
+            warnings.warn(warning.message, warning.category, stacklevel=2)
+    values, vectors = to_host(result.eigenvalues), to_host(result.eigenvectors)
+    if largest:
+        values, vectors = values[::-1], vectors[:, ::-1]
+    return values, vectors
+
+
+def _operator(A: Any, n: int, x_dtype: np.dtype) -> Any:
+    """``A`` as scipy's lobpcg would use it: a bare callable becomes a ``LinearOperator``, and
+    the dtype is the common one of ``A`` and ``X`` (at least float32)."""
+    dtype = np.result_type(getattr(A, "dtype", np.float64), x_dtype, np.float32)
+    if not hasattr(A, "shape"):
+        return scipy.sparse.linalg.LinearOperator((n, n), matvec=A, matmat=A, dtype=dtype)
+    if A.dtype == dtype:
+        return A
+    if isinstance(A, np.ndarray) or scipy.sparse.issparse(A):
+        return A.astype(dtype)
+    return _Cast(A, dtype)
+
+
+class _Cast(scipy.sparse.linalg.LinearOperator):
+    """A scipy ``LinearOperator`` of another dtype, computed in ``dtype``."""
+
+    def __init__(self, A: Any, dtype: np.dtype):
+        super().__init__(dtype=dtype, shape=A.shape)
+        self.A = A
+
+    def _matmat(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.A @ X, dtype=self.dtype)
+
+    def _matvec(self, x: np.ndarray) -> np.ndarray:
+        return self._matmat(x.reshape(-1, 1)).reshape(-1)
+
+
+def _is_identity(B: Any, n: int) -> bool:
+    identity = np.eye(n)
+    dense = B(identity) if callable(B) and not hasattr(B, "shape") else B @ identity
+    dense = dense.toarray() if scipy.sparse.issparse(dense) else np.asarray(dense)
+    return bool(np.array_equal(dense, identity))
+
+
+def _load_suite() -> ModuleType:
+    """A fresh copy of scipy's test module whose ``lobpcg`` is the shim."""
+    spec = importlib.util.spec_from_file_location("scipy_test_lobpcg_for_spectra", _PATH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.lobpcg = lobpcg  # type: ignore[attr-defined]
+    return module
+
+
+_suite = _load_suite()
+
+# Whole tests of behaviour spectra does not claim, with the reason.
+_NOT_CLAIMED = {
+    "test_b_orthonormalize": (
+        "tests scipy's private _b_orthonormalize (B-orthonormalisation), not the lobpcg "
+        "interface; spectra has no B"
+    ),
+    "test_nonhermitian_warning": (
+        "scipy warns and prints (verbosityLevel) on a non-Hermitian A; spectra refuses it with "
+        "a ValueError naming symmetry (tests/test_lobpcg.py) and prints nothing"
+    ),
+    "test_failure_to_run_iterations_nonsymmetric": (
+        "A is not symmetric: scipy warns and returns, spectra refuses it with a ValueError "
+        "naming symmetry (tests/test_lobpcg.py)"
+    ),
+    "test_inplace_warning": "checks scipy's internal warning about in-place orthonormalisation",
+    "test_fiedler_small_8": (
+        "expects scipy's own warning about its dense path; run below without that warning"
+    ),
+}
+
+
+def _collected(name: str, test: Callable[..., Any]) -> Callable[..., Any]:
+    """scipy's test as pytest will collect it here, with its marks; skipped if not claimed."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        return test(*args, **kwargs)
+
+    run.__name__ = run.__qualname__ = name
+    run.__doc__ = test.__doc__
+    run.__signature__ = inspect.signature(test)  # type: ignore[attr-defined]
+    marks = list(getattr(test, "pytestmark", []))
+    if name in _NOT_CLAIMED:
+        marks.append(pytest.mark.skip(reason=_NOT_CLAIMED[name]).mark)
+    run.pytestmark = marks  # type: ignore[attr-defined]
+    return run
+
+
+for _name in dir(_suite):
+    if _name.startswith("test_") and callable(getattr(_suite, _name)):
+        globals()[_name] = _collected(_name, getattr(_suite, _name))
+
+
+def test_fiedler_small_8_without_scipys_warning() -> None:
+    """scipy's ``test_fiedler_small_8`` (the dense path for small matrices) without its check
+    of scipy's own warning: every eigenvalue and eigenvector assertion of ``_check_fiedler``."""
+    _suite._check_fiedler(8, 2)
