@@ -283,10 +283,15 @@ def test_kpm_of_a_complex_hermitian_operator_matches_its_eigenvalues(backend: Ba
     assert density.trace(np.ones_like) == pytest.approx(N, rel=1e-12)
 
 
-def test_slq_of_a_complex_hermitian_operator_matches_its_eigenvalues() -> None:
+def test_slq_of_a_complex_hermitian_operator_matches_its_eigenvalues(backend: Backend) -> None:
+    """Complex probes and conjugating Lanczos: real nodes and weights (the operator's real
+    dtype) that match ``numpy.linalg.eigvalsh`` as well as for a real operator, the extreme
+    nodes the extreme eigenvalues; KPM's default bounds (from Lanczos) enclose the spectrum."""
     A = complex_bulk_and_outliers()
     eigenvalues = np.linalg.eigvalsh(A)
-    density = spectra.slq(A, num_probes=20, num_steps=30, seed=0)
+    density = spectra.slq(backend.asarray(A, "complex128"), num_probes=20, num_steps=30, seed=0)
+    assert_in_backend(density.nodes, backend)
+    assert_in_backend(density.weights, backend)
     nodes, weights = to_host(density.nodes), to_host(density.weights)
     assert nodes.dtype == np.float64
     assert wasserstein_distance(eigenvalues, nodes.ravel(), None, weights.ravel()) < 0.08

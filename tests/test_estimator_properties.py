@@ -131,15 +131,16 @@ def test_xdiag_and_xtrace_match_their_definitions_and_jackknives(
     eigenvalues=spectra_(min_n=5, max_n=40),
     steps=st.integers(1, 8),
     power=st.integers(0, 15),
+    dtype=DTYPES,
     seed=st.integers(0, 2**16),
 )
 def test_slq_quadrature_is_exact_for_polynomials_of_degree_below_2m(
-    eigenvalues: np.ndarray, steps: int, power: int, seed: int
+    eigenvalues: np.ndarray, steps: int, power: int, dtype: str, seed: int
 ) -> None:
     """``m`` Lanczos steps give Gauss quadrature, exact for ``x^p``, ``p <= 2m - 1``: SLQ's
     ``trace(x^p)`` is ``n mean_v v^T A^p v`` over the unit start vectors it used, computed
     densely; with ``m = n`` steps the extreme nodes are the extreme eigenvalues."""
-    A = hermitian_with(eigenvalues, "float64", seed)
+    A = hermitian_with(eigenvalues, dtype, seed)
     n = A.shape[0]
     steps = min(steps, n)
     power = min(power, 2 * steps - 1)
@@ -148,7 +149,7 @@ def test_slq_quadrature_is_exact_for_polynomials_of_degree_below_2m(
     V = operator.inputs[0]
     V = V / np.linalg.norm(V, axis=0)
     Ap = np.linalg.matrix_power(A, power)
-    expected = n * np.mean(np.sum(V * (Ap @ V), axis=0))
+    expected = n * np.mean(np.sum(V.conj() * (Ap @ V), axis=0).real)
     scale = n * max(np.max(np.abs(eigenvalues)), 1.0) ** power
     assert density.trace(lambda x: x**power) == pytest.approx(expected, abs=1e-9 * scale)
     full = spectra.slq(A, num_probes=1, num_steps=n, seed=seed)
