@@ -1,0 +1,115 @@
+"""scipy's own ``test_arpack.py`` run against ``spectra.eigsh`` through a thin shim.
+
+The installed test module is loaded afresh (scipy's own copy is left untouched), its ``eigsh``
+is replaced by :func:`eigsh` below and its test functions are collected here unchanged: every
+assertion and tolerance is scipy's. :func:`spectra.eigsh` already has scipy's signature, so the
+shim passes every argument through as it is; it only turns what spectra refuses on purpose into
+a skip that names the reason:
+
+* ``M`` (generalised problems), ``sigma`` and ``mode`` other than ``"normal"`` (shift-invert);
+* ``which="SM"`` (smallest magnitude needs shift-invert).
+
+scipy's ``eigs`` (non-symmetric problems) is not provided by spectra: its tests are skipped by
+name in ``_NOT_CLAIMED``, with the others spectra does not claim.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import pathlib
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import pytest
+import scipy
+
+import spectra
+
+_PATH = pathlib.Path(scipy.__file__).parent / "sparse/linalg/_eigen/arpack/tests/test_arpack.py"
+if not _PATH.exists():
+    pytest.skip("scipy was installed without its test files", allow_module_level=True)
+
+_GENERALISED = "generalised problems (M) are not supported by spectra.eigsh"
+_SHIFT_INVERT = "shift-invert (sigma, mode) is not supported by spectra.eigsh"
+_SMALLEST_MAGNITUDE = "which='SM' needs shift-invert, which spectra.eigsh does not support"
+_EIGS = "eigs (non-symmetric ARPACK) is not provided by spectra; spectra.eigsh is symmetric only"
+
+
+def eigsh(A: Any, k: int = 6, M: Any = None, sigma: Any = None, **kwargs: Any) -> Any:
+    """:func:`spectra.eigsh`, skipping the test where it asks for what spectra refuses."""
+    if M is not None:
+        pytest.skip(_GENERALISED)
+    if sigma is not None or kwargs.get("mode", "normal") != "normal":
+        pytest.skip(_SHIFT_INVERT)
+    if kwargs.get("which") == "SM":
+        pytest.skip(_SMALLEST_MAGNITUDE)
+    return spectra.eigsh(A, k, M, sigma, **kwargs)
+
+
+def _load_suite() -> ModuleType:
+    """A fresh copy of scipy's test module whose ``eigsh`` is the shim."""
+    spec = importlib.util.spec_from_file_location("scipy_test_arpack_for_spectra", _PATH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.eigsh = eigsh
+    return module
+
+
+_suite = _load_suite()
+
+# Whole tests of behaviour spectra does not claim, with the reason.
+_NOT_CLAIMED = {
+    "test_real_nonsymmetric_modes": _EIGS,
+    "test_complex_nonsymmetric_modes": _EIGS,
+    "test_nonsymmetric_starting_vector": _EIGS,
+    "test_standard_nonsymmetric_no_convergence": _EIGS,
+    "test_eigen_bad_shapes": _EIGS + " (eigsh's shape errors: tests/test_eigsh.py)",
+    "test_eigen_bad_kwargs": _EIGS + " (eigsh's which errors: tests/test_eigsh.py)",
+    "test_ticket_1459_arpack_crash": _EIGS,
+    "test_regression_arpackng_1315": _EIGS + " (checks the installed ARPACK library)",
+    "test_eigs_for_k_greater": _EIGS,
+    "test_real_eigs_real_k_subset": _EIGS,
+    "test_gh24358": _EIGS,
+    "test_parallel_threads": (
+        "compares eigsh with eigs (non-symmetric ARPACK, not provided by spectra) across "
+        "threads; spectra.eigsh in threads: tests/test_eigsh.py"
+    ),
+    "test_reentering": (
+        "tests ARPACK's Fortran re-entrance through eigs (not provided by spectra) on an "
+        "operator that ignores its input (not linear)"
+    ),
+    "test_linearoperator_deallocation": "tests scipy's private ARPACK inverse helpers",
+    "test_eigsh_for_k_greater": (
+        "generalised problems (M) with k >= n; spectra solves any operator with k = n densely "
+        "where scipy refuses LinearOperators"
+    ),
+}
+
+
+def _collected(name: str, test: Callable[..., Any]) -> Callable[..., Any]:
+    """scipy's test as pytest will collect it here, with its marks; skipped if not claimed."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        return test(*args, **kwargs)
+
+    run.__name__ = run.__qualname__ = name
+    run.__doc__ = test.__doc__
+    run.__signature__ = inspect.signature(test)  # type: ignore[attr-defined]
+    marks = list(getattr(test, "pytestmark", []))
+    if name in _NOT_CLAIMED:
+        marks.append(pytest.mark.skip(reason=_NOT_CLAIMED[name]).mark)
+    run.pytestmark = marks  # type: ignore[attr-defined]
+    return run
+
+
+for _name in dir(_suite):
+    if _name.startswith("test_") and callable(getattr(_suite, _name)):
+        globals()[_name] = _collected(_name, getattr(_suite, _name))
+
+
+def test_every_skipped_name_is_in_the_suite() -> None:
+    """A test scipy renames or removes must not leave a stale reason here."""
+    assert set(_NOT_CLAIMED) <= {name for name in dir(_suite) if name.startswith("test_")}
