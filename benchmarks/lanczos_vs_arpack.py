@@ -1,190 +1,488 @@
-"""spectra.lanczos against scipy's eigsh (ARPACK), side by side in one process.
+"""spectra.lanczos against scipy's eigsh (ARPACK): matvecs at equal accuracy on a broad problem set.
 
-For each operator and end of the spectrum, ARPACK runs first with ``--arpack-tol``; its achieved
-relative residual ``max ||A v - lambda v|| / ||A||`` then becomes spectra's ``tol``, so both reach
-the same residual. Reported: matvecs (columns applied, counted by the same wrapper for both),
-seconds, peak memory above the operator's own (tracemalloc, in units of one n-vector), the
-achieved residuals, and the ratios spectra / ARPACK.
+Every problem is solved side by side in one process, through one counting operator, by
 
-    python benchmarks/lanczos_vs_arpack.py            # the full sizes (n = 10^6 Laplacian)
-    python benchmarks/lanczos_vs_arpack.py --small    # a quick run
+- ``spectra.lanczos`` with ``verify=True`` (the default: a completeness check from a fresh
+  vector after the wanted pairs converge) and with ``verify=False``;
+- ARPACK (``scipy.sparse.linalg.eigsh``) with the same ``tol``, the same ``ncv`` default
+  (``max(2k + 1, 20)``) and the same start vector ``v0`` (drawn from the seed; spectra also gets
+  the seed for its fresh vectors).
+
+The truth is independent of both solvers: closed forms for grid and ring/torus Laplacians and
+diagonal operators, ``scipy.linalg.eigvalsh`` of the dense matrix otherwise. A returned value
+``theta_i`` (sorted, against the ``i``-th wanted true eigenvalue ``lambda_i``) is *right* when
+``|theta_i - lambda_i| <= max(tol |lambda_i|, 100 eps ||A||)``, the accuracy the convergence rule
+of both promises; the relative error reported is ``|theta_i - lambda_i| / max(|lambda_i|,
+100 eps ||A|| / tol)``. A *missed copy* is a wanted eigenvalue of multiplicity ``m`` that comes
+back fewer than ``m`` times. Ratios (spectra matvecs / ARPACK matvecs) are taken where both runs
+are right, i.e. at equal accuracy; wrong answers are counted separately.
+
+The Hessians of a small MLP and CNN on sklearn's digits are materialised once through
+``spectra_torch.HessianOperator`` (n Hessian-vector products) and applied as dense matrices:
+matvec counts do not depend on how a product is computed.
+
+    python benchmarks/lanczos_vs_arpack.py            # the full set (about 10 minutes, one core)
+    python benchmarks/lanczos_vs_arpack.py --quick    # a smoke run on a few small problems
 """
 
 from __future__ import annotations
 
-import argparse
-import time
-import tracemalloc
-import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
+import os
 
-import numpy as np
-import scipy.sparse
-import scipy.sparse.linalg
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_name] = "1"
 
-import spectra
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+
+import numpy as np  # noqa: E402
+import scipy  # noqa: E402
+import scipy.linalg  # noqa: E402
+import scipy.sparse  # noqa: E402
+import scipy.sparse.linalg  # noqa: E402
+import scipy.spatial  # noqa: E402
+
+import spectra  # noqa: E402
+
+EPS = float(np.finfo(np.float64).eps)
+ROUNDING_FLOOR = 100.0  # multiples of eps ||A|| below which no solver is asked for accuracy
 
 
 @dataclass
-class Counting:
-    """A host operator that counts the columns it is applied to."""
+class Problem:
+    """A symmetric operator with its exact spectrum (ascending)."""
 
-    shape: tuple[int, int]
+    name: str
+    kind: str
     apply: Callable[[np.ndarray], np.ndarray]
-    columns: int = 0
-    dtype: type = np.float64
+    truth: np.ndarray
+    n: int = field(init=False)
+    norm: float = field(init=False)
 
-    def matmat(self, X: np.ndarray) -> np.ndarray:
-        self.columns += X.shape[1]
-        return self.apply(X)
+    def __post_init__(self) -> None:
+        self.n = self.truth.shape[0]
+        self.norm = float(np.max(np.abs(self.truth)))
 
-    def as_scipy(self) -> scipy.sparse.linalg.LinearOperator:
-        return scipy.sparse.linalg.LinearOperator(
-            self.shape,
-            matvec=lambda x: self.matmat(x.reshape(-1, 1))[:, 0],
-            matmat=self.matmat,
-            dtype=np.float64,
+
+class Counter:
+    """Counts the columns the operator is applied to, for spectra and ARPACK alike."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.columns = 0
+        apply = problem.apply
+
+        def matmat(X: np.ndarray) -> np.ndarray:
+            self.columns += X.shape[1]
+            return apply(X)
+
+        def matvec(x: np.ndarray) -> np.ndarray:
+            self.columns += 1
+            return apply(x.reshape(-1, 1)).reshape(x.shape)
+
+        n = problem.n
+        self.op = scipy.sparse.linalg.LinearOperator(
+            (n, n), matvec=matvec, matmat=matmat, rmatvec=matvec, dtype=np.float64
         )
 
 
-def laplacian_2d(grid: int) -> scipy.sparse.csr_array:
-    one_d = scipy.sparse.diags_array(
-        [-np.ones(grid - 1), 2 * np.ones(grid), -np.ones(grid - 1)], offsets=[-1, 0, 1]
+# -- problems ----------------------------------------------------------------------------------
+def _sparse(A: scipy.sparse.sparray) -> Callable[[np.ndarray], np.ndarray]:
+    A = scipy.sparse.csr_array(A)
+    return lambda X: A @ X
+
+
+def _dense(A: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda X: A @ X
+
+
+def _diagonal(d: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda X: d[:, None] * X
+
+
+def _path(m: int, *, periodic: bool) -> scipy.sparse.csr_array:
+    """1-D Laplacian: Dirichlet ``tridiag(-1, 2, -1)``, or the ring's graph Laplacian."""
+    A = scipy.sparse.diags_array(
+        [-np.ones(m - 1), 2 * np.ones(m), -np.ones(m - 1)], offsets=[-1, 0, 1]
+    ).tolil()
+    if periodic:
+        A[0, m - 1] = A[m - 1, 0] = -1.0
+    return scipy.sparse.csr_array(A)
+
+
+def _path_eigenvalues(m: int, *, periodic: bool) -> np.ndarray:
+    if periodic:
+        return 2 - 2 * np.cos(2 * np.pi * np.arange(m) / m)
+    return 2 - 2 * np.cos(np.pi * np.arange(1, m + 1) / (m + 1))
+
+
+def grid_laplacian(sides: tuple[int, ...], *, periodic: bool = False) -> Problem:
+    """Kronecker sum of 1-D Laplacians; its eigenvalues are the sums of theirs."""
+    n = int(np.prod(sides))
+    A = scipy.sparse.csr_array((n, n))
+    values = np.zeros(1)
+    for axis, m in enumerate(sides):
+        left = scipy.sparse.eye_array(int(np.prod(sides[:axis])))
+        right = scipy.sparse.eye_array(int(np.prod(sides[axis + 1 :])))
+        A = A + scipy.sparse.kron(scipy.sparse.kron(left, _path(m, periodic=periodic)), right)
+        values = (values[:, None] + _path_eigenvalues(m, periodic=periodic)[None, :]).ravel()
+    shape = "x".join(map(str, sides))
+    if periodic:
+        kind = "ring/torus graph"
+        name = f"ring {shape}" if len(sides) == 1 else f"torus {shape}"
+    else:
+        kind = f"{len(sides)}-D Laplacian"
+        name = f"laplacian {shape}"
+    return Problem(name, kind, _sparse(A), np.sort(values))
+
+
+def _graph_problem(name: str, adjacency: scipy.sparse.sparray) -> Problem:
+    adjacency = scipy.sparse.csr_array(adjacency)
+    adjacency = ((adjacency + adjacency.T) > 0).astype(np.float64)
+    adjacency.setdiag(0)
+    adjacency.eliminate_zeros()
+    degree = np.asarray(adjacency.sum(axis=1)).ravel()
+    L = scipy.sparse.diags_array(degree) - adjacency
+    return Problem(name, "random graph", _sparse(L), scipy.linalg.eigvalsh(L.toarray()))
+
+
+def erdos_renyi(n: int, degree: float, seed: int) -> Problem:
+    rng = np.random.default_rng(seed)
+    upper = scipy.sparse.triu(
+        scipy.sparse.random_array((n, n), density=degree / n, rng=rng, format="csr"), k=1
     )
-    eye = scipy.sparse.eye_array(grid)
-    return (scipy.sparse.kron(one_d, eye) + scipy.sparse.kron(eye, one_d)).tocsr()
+    return _graph_problem(f"erdos-renyi n={n} d={degree:g}", upper)
 
 
-def random_sparse(n: int, per_row: int, seed: int) -> scipy.sparse.csr_array:
+def geometric_graph(n: int, radius: float, seed: int) -> Problem:
+    """Random points in the unit square joined when closer than ``radius``."""
+    points = np.random.default_rng(seed).uniform(size=(n, 2))
+    pairs = scipy.spatial.cKDTree(points).query_pairs(radius, output_type="ndarray")
+    ones = np.ones(pairs.shape[0])
+    adjacency = scipy.sparse.coo_array((ones, (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    return _graph_problem(f"geometric n={n} r={radius:g}", adjacency)
+
+
+def knn_graph(n: int, neighbours: int, seed: int) -> Problem:
+    """Each of ``n`` Gaussian points in 3-D joined to its nearest ``neighbours``."""
+    points = np.random.default_rng(seed).standard_normal((n, 3))
+    _, index = scipy.spatial.cKDTree(points).query(points, neighbours + 1)
+    rows = np.repeat(np.arange(n), neighbours)
+    ones = np.ones(rows.shape[0])
+    adjacency = scipy.sparse.coo_array((ones, (rows, index[:, 1:].ravel())), shape=(n, n))
+    return _graph_problem(f"knn n={n} k={neighbours}", adjacency)
+
+
+def random_sparse(n: int, per_row: float, seed: int) -> Problem:
     rng = np.random.default_rng(seed)
     R = scipy.sparse.random_array((n, n), density=per_row / n, rng=rng, format="csr")
-    return ((R + R.T) / 2).tocsr()
+    R.data = rng.standard_normal(R.data.shape[0])
+    A = scipy.sparse.csr_array((R + R.T) / 2)
+    name = f"random sparse n={n} nnz/row={per_row:g}"
+    return Problem(name, "random sparse", _sparse(A), scipy.linalg.eigvalsh(A.toarray()))
 
 
-def diagonal_plus_low_rank(n: int, rank: int, seed: int) -> Callable[[np.ndarray], np.ndarray]:
+def diagonal_plus_low_rank(n: int, rank: int, seed: int) -> Problem:
+    """A uniform bulk with ``rank`` outliers pushed out at both ends."""
     rng = np.random.default_rng(seed)
     diagonal = np.sort(rng.uniform(0.0, 1.0, n))
     U, _ = np.linalg.qr(rng.standard_normal((n, rank)))
-    # Half the rank pushes eigenvalues above the bulk, half below: top and bottom are outliers.
-    weights = np.linspace(2.0, 6.0, rank) * np.where(np.arange(rank) % 2 == 0, 1.0, -1.0)
-    return lambda X: diagonal[:, None] * X + U @ (weights[:, None] * (U.T @ X))
+    weights = np.linspace(0.5, 3.0, rank) * np.where(np.arange(rank) % 2 == 0, 1.0, -1.0)
+    A = np.diag(diagonal) + (U * weights) @ U.T
+
+    def apply(X: np.ndarray) -> np.ndarray:
+        return diagonal[:, None] * X + U @ (weights[:, None] * (U.T @ X))
+
+    name = f"diag+rank{rank} n={n}"
+    return Problem(name, "diagonal+low rank", apply, scipy.linalg.eigvalsh(A))
+
+
+def clustered(name: str, values: np.ndarray) -> Problem:
+    """A diagonal operator: with a Gaussian start, Krylov methods see only its spectrum."""
+    values = np.asarray(values, dtype=np.float64)
+    return Problem(name, "clustered", _diagonal(values), np.sort(values))
+
+
+def clustered_spectra(seed: int) -> list[Problem]:
+    rng = np.random.default_rng(seed)
+    n = 2000
+    centres = np.linspace(1.0, 2.0, 8)
+    tight = np.repeat(centres, n // 8) + 1e-6 * rng.standard_normal(n)
+    planted = rng.uniform(0.0, 1.0, n)
+    multiplicities = rng.integers(2, 5, size=30)
+    ends = np.concatenate([np.linspace(1.05, 1.6, 15), np.linspace(-0.6, -0.05, 15)])
+    planted = np.concatenate([planted, np.repeat(ends, multiplicities)])[:n]
+    geometric = np.geomspace(1e-6, 1.0, n)
+    cluster_at_ends = np.concatenate(
+        [rng.uniform(0, 1, n - 40), 1 + 1e-4 * rng.uniform(size=20), -1e-4 * rng.uniform(size=20)]
+    )
+    return [
+        clustered("8 clusters width 1e-6 n=2000", tight),
+        clustered("planted multiplicities 2-4 n=2000", planted),
+        clustered("log-spread 1e-6..1 n=2000", geometric),
+        clustered("20-value clusters at both ends n=2000", cluster_at_ends),
+    ]
+
+
+def digits_hessians(samples: int) -> list[Problem]:
+    """Hessians (float64) of a tanh MLP and a small CNN on sklearn's digits, at a fixed init."""
+    import spectra_torch
+    import torch
+    from sklearn.datasets import load_digits
+    from torch import nn
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    digits = load_digits()
+    X = torch.tensor(digits.data[:samples] / 16.0, dtype=torch.float64)
+    y = torch.tensor(digits.target[:samples])
+    mlp = nn.Sequential(nn.Linear(64, 16), nn.Tanh(), nn.Linear(16, 10)).double()
+    cnn = nn.Sequential(
+        nn.Unflatten(1, (1, 8, 8)),
+        nn.Conv2d(1, 4, 3),
+        nn.Tanh(),
+        nn.Flatten(),
+        nn.Linear(4 * 6 * 6, 8),
+        nn.Tanh(),
+        nn.Linear(8, 10),
+    ).double()
+    problems = []
+    for name, model in (("MLP 64-16-10", mlp), ("CNN conv4-8-10", cnn)):
+        op = spectra_torch.HessianOperator(model, nn.CrossEntropyLoss(), (X, y))
+        H = spectra.materialize(op).numpy()
+        H = (H + H.T) / 2
+        n = H.shape[0]
+        problems.append(
+            Problem(f"{name} n={n}", "digits Hessian", _dense(H), scipy.linalg.eigvalsh(H))
+        )
+    return problems
+
+
+def problems(quick: bool) -> Iterator[Problem]:
+    if quick:
+        yield grid_laplacian((20, 20))
+        yield grid_laplacian((300,), periodic=True)
+        yield diagonal_plus_low_rank(300, 6, seed=0)
+        return
+    for m in (100, 250, 500):
+        yield grid_laplacian((m,))
+    for sides in ((30, 30), (64, 64), (100, 100), (40, 57), (150, 60)):
+        yield grid_laplacian(sides)
+    for sides in ((10, 10, 10), (16, 16, 16), (12, 15, 20)):
+        yield grid_laplacian(sides)
+    for sides in ((1000,), (30, 30), (48, 48), (40, 60), (12, 12, 12)):
+        yield grid_laplacian(sides, periodic=True)
+    yield erdos_renyi(1000, 6.0, seed=1)
+    yield erdos_renyi(2000, 12.0, seed=2)
+    yield geometric_graph(1500, 0.06, seed=3)
+    yield knn_graph(2000, 8, seed=4)
+    for n, per_row, seed in ((1000, 4, 5), (2000, 12, 6), (3000, 3, 7)):
+        yield random_sparse(n, per_row, seed)
+    for n, rank, seed in ((1000, 6, 8), (2000, 20, 9), (3000, 40, 10)):
+        yield diagonal_plus_low_rank(n, rank, seed)
+    yield from clustered_spectra(seed=11)
+    yield from digits_hessians(samples=1797)
+
+
+# -- runs --------------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    matvecs: int
+    values: np.ndarray
+    error: float  # max relative eigenvalue error (see the module docstring)
+    right: bool  # every value within the threshold
+    missed: bool  # a copy of a repeated wanted eigenvalue is missing
+    converged: bool
+    seconds: float
+
+
+def wanted_truth(problem: Problem, which: str, k: int) -> np.ndarray:
+    return problem.truth[-k:] if which == "LA" else problem.truth[:k]
+
+
+def judge(problem: Problem, which: str, k: int, tol: float, values: np.ndarray) -> tuple:
+    """(max relative error, right, missed copy) of ``values`` against the truth."""
+    truth = wanted_truth(problem, which, k)
+    floor = ROUNDING_FLOOR * EPS * problem.norm
+    threshold = np.maximum(tol * np.abs(truth), floor)
+    found = np.sort(np.asarray(values, dtype=np.float64))
+    if found.shape[0] != k:
+        return np.inf, False, True
+    errors = np.abs(found - truth)
+    error = float(np.max(errors / np.maximum(np.abs(truth), floor / tol)))
+    near = 10 * threshold[:, None]
+    copies = np.sum(np.abs(truth[:, None] - truth[None, :]) <= near, axis=1)
+    returned = np.sum(np.abs(truth[:, None] - found[None, :]) <= near, axis=1)
+    return error, bool(np.all(errors <= threshold)), bool(np.any(returned < copies))
+
+
+def run_spectra(problem: Problem, which: str, k: int, tol: float, seed: int, verify: bool):
+    counter = Counter(problem)
+    v0 = np.random.default_rng(seed).standard_normal(problem.n)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = spectra.lanczos(
+            counter.op, k=k, which=which, tol=tol, v0=v0, seed=seed, verify=verify
+        )
+    seconds = time.perf_counter() - start
+    values = np.asarray(result.eigenvalues)
+    error, right, missed = judge(problem, which, k, tol, values)
+    converged = bool(result.all_converged)
+    return Outcome(counter.columns, values, error, right, missed, converged, seconds)
+
+
+def run_arpack(problem: Problem, which: str, k: int, tol: float, seed: int) -> Outcome:
+    counter = Counter(problem)
+    v0 = np.random.default_rng(seed).standard_normal(problem.n)
+    converged = True
+    start = time.perf_counter()
+    try:
+        values = scipy.sparse.linalg.eigsh(
+            counter.op, k=k, which=which, tol=tol, v0=v0, return_eigenvectors=False
+        )
+    except scipy.sparse.linalg.ArpackNoConvergence as failure:
+        values, converged = failure.eigenvalues, False
+    seconds = time.perf_counter() - start
+    error, right, missed = judge(problem, which, k, tol, values)
+    return Outcome(counter.columns, values, error, right, missed, converged, seconds)
 
 
 @dataclass
-class Run:
-    matvecs: int
-    seconds: float
-    peak_vectors: float
-    residual: float
-    converged: bool
+class Row:
+    problem: str
+    kind: str
+    which: str
+    k: int
+    seed: int
+    checked: Outcome  # spectra, verify=True
+    unchecked: Outcome  # spectra, verify=False
+    arpack: Outcome
 
 
-def relative_residual(
-    apply: Callable[[np.ndarray], np.ndarray], values: np.ndarray, vectors: np.ndarray, norm: float
-) -> float:
-    return float(np.max(np.linalg.norm(apply(vectors) - vectors * values, axis=0)) / norm)
+def compare(problem: Problem, which: str, k: int, tol: float, seed: int) -> Row:
+    arpack = run_arpack(problem, which, k, tol, seed)
+    checked = run_spectra(problem, which, k, tol, seed, verify=True)
+    unchecked = run_spectra(problem, which, k, tol, seed, verify=False)
+    return Row(problem.name, problem.kind, which, k, seed, checked, unchecked, arpack)
 
 
-def measure(
-    solve: Callable[[], tuple[np.ndarray, np.ndarray, bool]], counter: Counting, norm: float
-) -> Run:
-    """Time one solve, then repeat it under tracemalloc for the peak (tracing slows Python)."""
-    counter.columns = 0
-    n = counter.shape[0]
-    start = time.perf_counter()
-    values, vectors, converged = solve()
-    seconds = time.perf_counter() - start
-    matvecs = counter.columns
-    residual = relative_residual(counter.apply, values, vectors, norm)
-    del values, vectors
-    tracemalloc.start()
-    baseline = tracemalloc.get_traced_memory()[0]
-    solve()
-    peak = tracemalloc.get_traced_memory()[1] - baseline
-    tracemalloc.stop()
-    return Run(matvecs, seconds, peak / (8 * n), residual, converged)
+# -- report ------------------------------------------------------------------------------------
+def ratio(spectra_run: Outcome, arpack_run: Outcome) -> float:
+    """spectra / ARPACK matvecs at equal accuracy (both right), else NaN."""
+    if not (spectra_run.right and arpack_run.right):
+        return float("nan")
+    return spectra_run.matvecs / arpack_run.matvecs
 
 
-def compare(
-    name: str, counter: Counting, which: str, k: int, arpack_tol: float, seed: int
-) -> tuple[str, Run, Run]:
-    n = counter.shape[0]
-    scipy_op = counter.as_scipy()
-    norm = float(
-        abs(
-            scipy.sparse.linalg.eigsh(
-                scipy_op, k=1, which="LM", tol=1e-6, return_eigenvectors=False
-            )[0]
-        )
-    )
-    v0 = np.random.default_rng(seed).standard_normal(n)
-
-    def arpack() -> tuple[np.ndarray, np.ndarray, bool]:
-        try:
-            values, vectors = scipy.sparse.linalg.eigsh(
-                scipy_op, k=k, which=which, v0=v0, tol=arpack_tol
-            )
-            return values, vectors, True
-        except scipy.sparse.linalg.ArpackNoConvergence as error:
-            return error.eigenvalues, error.eigenvectors, False
-
-    arpack_run = measure(arpack, counter, norm)
-    tol = max(arpack_run.residual, 1e-14)
-
-    def ours() -> tuple[np.ndarray, np.ndarray, bool]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", spectra.ConvergenceWarning)
-            result = spectra.lanczos(counter, k=k, which=which, tol=tol, v0=v0)
-        return result.eigenvalues, result.eigenvectors, result.all_converged
-
-    spectra_run = measure(ours, counter, norm)
-    return f"{name} {which} k={k}", arpack_run, spectra_run
+def _mark(run: Outcome) -> str:
+    return "" if run.right else ("M" if run.missed else "W")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--small", action="store_true", help="small sizes for a quick run")
-    parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--arpack-tol", type=float, default=1e-8)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--grid", type=int, default=1000, help="Laplacian grid side (n = grid^2)")
-    parser.add_argument("--n-sparse", type=int, default=200_000)
-    parser.add_argument("--n-dlr", type=int, default=1_000_000)
-    args = parser.parse_args()
-    if args.small:
-        args.grid, args.n_sparse, args.n_dlr = 100, 20_000, 50_000
-    grid, n_sparse, n_dlr = args.grid, args.n_sparse, args.n_dlr
-    dlr = diagonal_plus_low_rank(n_dlr, 20, args.seed)
-    sparse = random_sparse(n_sparse, per_row=10, seed=args.seed)
-    laplacian = laplacian_2d(grid)
-    operators = {
-        f"diag+rank20 n={n_dlr}": Counting((n_dlr, n_dlr), dlr),
-        f"random sparse n={n_sparse}": Counting(sparse.shape, lambda X: sparse @ X),
-        f"laplacian2d n={grid * grid}": Counting(laplacian.shape, lambda X: laplacian @ X),
-    }
-    print(f"k={args.k}, ARPACK tol={args.arpack_tol:g}; spectra tol = ARPACK's achieved residual\n")
-    header = (
-        f"{'problem':34s} {'ARPACK mv':>9s} {'spectra mv':>10s} {'mv ratio':>8s} "
-        f"{'ARPACK s':>8s} {'spectra s':>9s} {'time ratio':>10s} {'ARPACK mem':>10s} "
-        f"{'spectra mem':>11s} {'ARPACK res':>10s} {'spectra res':>11s} conv"
-    )
-    print(header)
-    print("-" * len(header))
-    for name, counter in operators.items():
-        for which in ("LA", "SA"):
-            label, a, s = compare(name, counter, which, args.k, args.arpack_tol, args.seed)
-            print(
-                f"{label:34s} {a.matvecs:9d} {s.matvecs:10d} {s.matvecs / a.matvecs:8.2f} "
-                f"{a.seconds:8.2f} {s.seconds:9.2f} {s.seconds / a.seconds:10.2f} "
-                f"{a.peak_vectors:9.1f}n {s.peak_vectors:10.1f}n {a.residual:10.1e} "
-                f"{s.residual:11.1e} {'y' if a.converged else 'n'}/{'y' if s.converged else 'n'}",
-                flush=True,
-            )
+def print_row(row: Row) -> None:
+    runs = (row.arpack, row.checked, row.unchecked)
     print(
-        "\nmem: peak bytes allocated during the solve / (8 n); ncv = 21 for k = 10, so the "
-        "target is at most ncv + 4 = 25 vectors plus a constant."
+        f"{row.problem:38s} {row.which} {row.k:2d} {row.seed} "
+        + " ".join(f"{run.matvecs:7d}{_mark(run):1s}" for run in runs)
+        + f" {ratio(row.checked, row.arpack):6.2f} {ratio(row.unchecked, row.arpack):6.2f} "
+        + " ".join(f"{run.error:8.1e}" for run in runs)
+        + " "
+        + " ".join(f"{run.seconds:6.2f}" for run in runs),
+        flush=True,
     )
+
+
+def _median_and_worst(groups: list[list[float]]) -> str:
+    """Median over cases of each case's seed-median, and the worst single run."""
+    medians = [float(np.median(g)) for g in groups if g]
+    if not medians:
+        return "-"
+    return f"{np.median(medians):.2f}, {max(max(g) for g in groups if g):.2f}"
+
+
+def summary(rows: list[Row]) -> str:
+    """Markdown table: ratios per kind and overall, and wrong-answer counts.
+
+    Ratios are spectra / ARPACK matvecs where both are right (equal accuracy): the median over
+    cases (problem, end, k) of each case's median over seeds, and the worst single run. Wrong
+    counts the runs whose values miss the accuracy asked (in brackets: of them, those missing a
+    copy of a repeated eigenvalue), out of all runs; seconds is the median time ratio.
+    """
+    kinds = [*dict.fromkeys(row.kind for row in rows), "all"]
+    lines = [
+        "| kind | cases | verify=True / ARPACK: median, worst | verify=False / ARPACK: median, "
+        "worst | seconds verify=True / ARPACK | wrong (missed copy): ARPACK | spectra "
+        "verify=True | spectra verify=False |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for kind in kinds:
+        chosen = [row for row in rows if kind in ("all", row.kind)]
+        cases: dict[tuple, list[Row]] = {}
+        for row in chosen:
+            cases.setdefault((row.problem, row.which, row.k), []).append(row)
+        cells = []
+        for pick in (lambda r: r.checked, lambda r: r.unchecked):
+            groups = [
+                [v for v in (ratio(pick(r), r.arpack) for r in group) if np.isfinite(v)]
+                for group in cases.values()
+            ]
+            cells.append(_median_and_worst(groups))
+        seconds = np.median([r.checked.seconds / max(r.arpack.seconds, 1e-9) for r in chosen])
+        cells.append(f"{seconds:.2f}")
+        for pick in (lambda r: r.arpack, lambda r: r.checked, lambda r: r.unchecked):
+            runs = [pick(r) for r in chosen]
+            wrong = sum(not run.right for run in runs)
+            missed = sum(run.missed for run in runs)
+            cells.append(f"{wrong} ({missed}) / {len(runs)}")
+        lines.append(f"| {kind} | {len(cases)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def environment() -> str:
+    return (
+        f"{time.strftime('%Y-%m-%d', time.gmtime())}, {platform.machine()} "
+        f"{platform.processor() or platform.system()}, one thread; python "
+        f"{platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
+        f"spectra {getattr(spectra, '__version__', '?')}"
+    )
+
+
+def main(argv: list[str] | None = None) -> list[Row]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run on small problems")
+    parser.add_argument("--tol", type=float, default=1e-8)
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0 .. seeds-1")
+    parser.add_argument("--k", type=int, nargs="+", default=[1, 6, 20])
+    args = parser.parse_args(argv)
+    seeds = range(1 if args.quick else args.seeds)
+    ks = [1, 6] if args.quick and args.k == [1, 6, 20] else args.k
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is only needed for the Hessians
+        pass
+    print(f"tol={args.tol:g}, k in {ks}, seeds {list(seeds)}; {environment()}\n")
+    print(
+        f"{'problem':38s} end  k s {'ARPACK':>8s} {'verify':>8s} {'noverify':>8s} "
+        f"{'ratio':>6s} {'ratioNV':>6s} {'errARPACK':>8s} {'errV':>8s} {'errNV':>8s} "
+        f"{'sARPACK':>6s} {'sV':>6s} {'sNV':>6s}"
+    )
+    rows = []
+    start = time.perf_counter()
+    for problem in problems(args.quick):
+        for which in ("LA", "SA"):
+            for k in ks:
+                for seed in seeds:
+                    row = compare(problem, which, k, args.tol, seed)
+                    print_row(row)
+                    rows.append(row)
+    print(f"\n{time.perf_counter() - start:.0f} s; M = missed copy, W = wrong value\n")
+    print(summary(rows))
+    return rows
 
 
 if __name__ == "__main__":
