@@ -58,6 +58,7 @@ __all__ = [
     "use_cache",
     "weighted",
     "weighted_mean",
+    "weighted_sum",
 ]
 
 Batch = Any
@@ -164,6 +165,16 @@ def weighted(term: Any, count: object, reduction: str) -> WeightedTerm:
 
 def weighted_mean(products: Iterable[tuple[Any, WeightedTerm]]) -> Any:
     """``sum_b w_b Y_b / sum_b n_b`` over ``(Y_b, entry_b)`` pairs, in the arrays' namespace."""
+    total, count = weighted_sum(products)
+    return total / count
+
+
+def weighted_sum(products: Iterable[tuple[Any, WeightedTerm]]) -> tuple[Any, int]:
+    """``(sum_b w_b Y_b, sum_b n_b)``: the numerator and denominator of :func:`weighted_mean`.
+
+    Data-parallel operators reduce both over the ranks' shards before dividing, so unequal shards
+    are exact.
+    """
     total: Any = None
     count = 0
     for product, entry in products:
@@ -172,7 +183,7 @@ def weighted_mean(products: Iterable[tuple[Any, WeightedTerm]]) -> Any:
         count += entry.count
     if total is None:
         raise ValueError("data yielded no batches: expected at least one batch")
-    return total / count
+    return total, count
 
 
 # -- parameter selection ----------------------------------------------------------------------

@@ -9,6 +9,7 @@
 """
 
 from spectra_torch._base import CurvatureOperator
+from spectra_torch.distributed import shard
 from spectra_torch.fisher import EmpiricalFisherOperator, FisherOperator
 from spectra_torch.ggn import GGNOperator
 from spectra_torch.hessian import HessianOperator
@@ -19,4 +20,5 @@ __all__ = [
     "FisherOperator",
     "GGNOperator",
     "HessianOperator",
+    "shard",
 ]

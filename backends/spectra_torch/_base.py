@@ -24,6 +24,7 @@ import torch
 from spectra import _curvature
 from spectra._curvature import TermCache, WeightedTerm
 from spectra.operators import LinearOperator
+from spectra_torch import distributed
 from spectra_torch._data import Batch, SampleCounter, as_batches, first_dimension, to_device
 from spectra_torch._params import ParamSpec, select_parameters
 
@@ -67,9 +68,11 @@ class CurvatureOperator(LinearOperator):
         num_samples: SampleCounter | None,
         mode: str,
         memory_budget: int | None,
+        process_group: Any = None,
     ):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+        model, self.process_group = distributed.unwrap(model, process_group)
         self.model = model
         _curvature.check_loss_pair(criterion, loss_fn)
         self.criterion, self.loss_fn = criterion, loss_fn
@@ -120,9 +123,14 @@ class CurvatureOperator(LinearOperator):
     # -- products -----------------------------------------------------------------------------
     def _matmat(self, X: torch.Tensor) -> torch.Tensor:
         blocks = self._split_block(X)
-        return _curvature.weighted_mean(
+        products = (
             (self._join_blocks(entry.term.apply(blocks)), entry)
             for entry in self._cache.terms(self._measured_build)
+        )
+        if self.process_group is None:
+            return _curvature.weighted_mean(products)
+        return distributed.all_reduce_mean(
+            lambda: _curvature.weighted_sum(products), X, group=self.process_group
         )
 
     def _measured_build(self, index: int, batch: Batch, keep: bool) -> tuple[WeightedTerm, int]:

@@ -19,6 +19,7 @@ gradient descent", NeurIPS 2019.
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import torch
 
@@ -38,8 +39,8 @@ class EmpiricalFisherOperator(CurvatureOperator):
     ``criterion`` must be a ``torch.nn`` loss module (its per-sample losses come from a copy with
     ``reduction="none"``, averaged, or summed for ``reduction="sum"``, over non-batch
     dimensions), or pass ``loss_fn(model, batch)`` returning the 1-d tensor of per-sample losses.
-    ``N`` counts per-sample losses. Same parameter selection, ``mode`` and ``memory_budget`` as
-    :class:`~spectra_torch.HessianOperator`.
+    ``N`` counts per-sample losses. Same parameter selection, ``mode``, ``memory_budget`` and
+    ``process_group`` as :class:`~spectra_torch.HessianOperator`.
     """
 
     def __init__(
@@ -52,6 +53,7 @@ class EmpiricalFisherOperator(CurvatureOperator):
         params: ParamSpec = None,
         mode: str = "auto",
         memory_budget: int | None = None,
+        process_group: Any = None,
     ):
         super().__init__(
             model,
@@ -62,6 +64,7 @@ class EmpiricalFisherOperator(CurvatureOperator):
             num_samples=None,
             mode=mode,
             memory_budget=memory_budget,
+            process_group=process_group,
         )
         if criterion is not None and not hasattr(criterion, "reduction"):
             raise TypeError(
@@ -99,9 +102,11 @@ class FisherOperator(CurvatureOperator):
 
     ``mc_samples`` labels per sample are drawn from the model's predictive distribution with a
     numpy Generator seeded by ``(seed, batch index)``; ``seed=None`` draws one seed at
-    construction. Same data, weighting, parameter selection, ``mode`` and ``memory_budget`` as
-    :class:`~spectra_torch.HessianOperator`; batches are ``(inputs, targets)`` (the targets are
-    not used).
+    construction. Same data, weighting, parameter selection, ``mode``, ``memory_budget`` and
+    ``process_group`` as :class:`~spectra_torch.HessianOperator`; batches are ``(inputs,
+    targets)`` (the targets are not used). With ``process_group`` every rank draws its labels
+    from its own batch indices, so the distributed operator is a Monte Carlo Fisher with other
+    draws than the single-process one (equal in expectation).
     """
 
     def __init__(
@@ -116,6 +121,7 @@ class FisherOperator(CurvatureOperator):
         num_samples: SampleCounter | None = None,
         mode: str = "auto",
         memory_budget: int | None = None,
+        process_group: Any = None,
     ):
         super().__init__(
             model,
@@ -126,6 +132,7 @@ class FisherOperator(CurvatureOperator):
             num_samples=num_samples,
             mode=mode,
             memory_budget=memory_budget,
+            process_group=process_group,
         )
         if type(criterion) not in (torch.nn.CrossEntropyLoss, torch.nn.MSELoss):
             raise TypeError(

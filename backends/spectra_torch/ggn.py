@@ -11,6 +11,8 @@ for any other criterion, ``J^T`` by one backward pass.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from spectra_torch._base import Criterion, CurvatureOperator, WeightedTerm, call_model
@@ -24,7 +26,7 @@ __all__ = ["GGNOperator", "loss_hessian", "model_outputs"]
 class GGNOperator(CurvatureOperator):
     """Generalised Gauss-Newton matrix of the mean ``criterion(model(inputs), targets)``.
 
-    Same data, weighting, parameter selection, ``mode`` and ``memory_budget`` as
+    Same data, weighting, parameter selection, ``mode``, ``memory_budget`` and ``process_group`` as
     :class:`~spectra_torch.HessianOperator`; batches are ``(inputs, targets)``. Equal to the
     Hessian for a model linear in its parameters.
     """
@@ -39,6 +41,7 @@ class GGNOperator(CurvatureOperator):
         num_samples: SampleCounter | None = None,
         mode: str = "auto",
         memory_budget: int | None = None,
+        process_group: Any = None,
     ):
         super().__init__(
             model,
@@ -49,6 +52,7 @@ class GGNOperator(CurvatureOperator):
             num_samples=num_samples,
             mode=mode,
             memory_budget=memory_budget,
+            process_group=process_group,
         )
 
     def _build(self, index: int, batch: Batch, *, keep: bool) -> WeightedTerm:

@@ -20,6 +20,8 @@ as one batched backward where ``spectra_torch._base.BATCHED_FROM`` says that win
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from spectra_torch._base import (
@@ -59,6 +61,10 @@ class HessianOperator(CurvatureOperator):
     mode : ``"auto"`` (keep the graphs while they fit in ``memory_budget``), ``"keep_graph"`` or
         ``"recompute"``.
     memory_budget : bytes the kept graphs may hold (default: half the free device memory).
+    process_group : a ``torch.distributed`` group (e.g. ``dist.group.WORLD``): each rank passes
+        its own shard as ``data`` and products are over the union of the shards, by one
+        all-reduce per ``matmat`` (``spectra_torch.distributed``). A model wrapped in
+        ``DistributedDataParallel`` is unwrapped with a warning and reduced over its group.
     recompute_with : ``"double_backward"`` or ``"forward_over_reverse"`` for recomputed products.
 
     The operator is the Hessian of ``(1/N) sum_b w_b L_b`` (see ``spectra_torch._base``), so a
@@ -83,6 +89,7 @@ class HessianOperator(CurvatureOperator):
         num_samples: SampleCounter | None = None,
         mode: str = "auto",
         memory_budget: int | None = None,
+        process_group: Any = None,
         recompute_with: str = "double_backward",
     ):
         if recompute_with not in _RECOMPUTE:
@@ -96,6 +103,7 @@ class HessianOperator(CurvatureOperator):
             num_samples=num_samples,
             mode=mode,
             memory_budget=memory_budget,
+            process_group=process_group,
         )
         self.recompute_with = recompute_with
         self._functional = _LossModule(self)
