@@ -1,8 +1,9 @@
 """scipy's own ``test_lobpcg.py`` run against ``spectra.lobpcg`` through a thin shim.
 
-The installed test module is loaded afresh (scipy's own copy is left untouched), its ``lobpcg``
-is replaced by :func:`lobpcg` below, which maps scipy's signature and return values onto
-spectra's, and its test functions are collected here unchanged: every assertion is scipy's.
+The installed test module is loaded afresh (scipy's own copy is left untouched, see
+``tests/_scipy_suite.py``), its ``lobpcg`` is replaced by :func:`lobpcg` below, which maps
+scipy's signature and return values onto spectra's, and its test functions are collected here
+unchanged: every assertion is scipy's.
 What spectra does not claim is skipped with the reason, either for a whole test (listed in
 ``_NOT_CLAIMED``) or at the call that asks for it (a generalised problem, constraints, iteration
 histories).
@@ -29,26 +30,18 @@ The mapping:
 
 from __future__ import annotations
 
-import importlib.util
-import inspect
-import pathlib
 import warnings
-from collections.abc import Callable
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
-import scipy
 import scipy.sparse
 import scipy.sparse.linalg
 
 import spectra
 from spectra._namespace import to_host
 
-_PATH = pathlib.Path(scipy.__file__).parent / "sparse/linalg/_eigen/lobpcg/tests/test_lobpcg.py"
-if not _PATH.exists():
-    pytest.skip("scipy was installed without its test files", allow_module_level=True)
+from ._scipy_suite import collect, load_suite
 
 _GENERALISED = "generalised problems (B other than the identity) are not supported by spectra"
 _CONSTRAINTS = "constraints (Y) are not supported by spectra.lobpcg"
@@ -149,17 +142,9 @@ def _is_identity(B: Any, n: int) -> bool:
     return bool(np.array_equal(dense, identity))
 
 
-def _load_suite() -> ModuleType:
-    """A fresh copy of scipy's test module whose ``lobpcg`` is the shim."""
-    spec = importlib.util.spec_from_file_location("scipy_test_lobpcg_for_spectra", _PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.lobpcg = lobpcg  # type: ignore[attr-defined]
-    return module
-
-
-_suite = _load_suite()
+_suite = load_suite(
+    "sparse/linalg/_eigen/lobpcg/tests/test_lobpcg.py", replacements={"lobpcg": lobpcg}
+)
 
 # Whole tests of behaviour spectra does not claim, with the reason.
 _NOT_CLAIMED = {
@@ -182,25 +167,7 @@ _NOT_CLAIMED = {
 }
 
 
-def _collected(name: str, test: Callable[..., Any]) -> Callable[..., Any]:
-    """scipy's test as pytest will collect it here, with its marks; skipped if not claimed."""
-
-    def run(*args: Any, **kwargs: Any) -> Any:
-        return test(*args, **kwargs)
-
-    run.__name__ = run.__qualname__ = name
-    run.__doc__ = test.__doc__
-    run.__signature__ = inspect.signature(test)  # type: ignore[attr-defined]
-    marks = list(getattr(test, "pytestmark", []))
-    if name in _NOT_CLAIMED:
-        marks.append(pytest.mark.skip(reason=_NOT_CLAIMED[name]).mark)
-    run.pytestmark = marks  # type: ignore[attr-defined]
-    return run
-
-
-for _name in dir(_suite):
-    if _name.startswith("test_") and callable(getattr(_suite, _name)):
-        globals()[_name] = _collected(_name, getattr(_suite, _name))
+collect(_suite, globals(), not_claimed=_NOT_CLAIMED)
 
 
 def test_fiedler_small_8_without_scipys_warning() -> None:
