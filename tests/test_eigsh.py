@@ -1,0 +1,252 @@
+"""``spectra.eigsh``: scipy's signature and meaning, its refusals, and what it raises.
+
+Oracles are scipy (its signature, ``eigsh`` in threads), dense ``eigvalsh`` and closed forms; the
+run of scipy's own ``test_arpack.py`` against ``spectra.eigsh`` is in
+``tests/test_scipy_arpack_suite.py``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.sparse
+import scipy.sparse.linalg
+from scipy.sparse.linalg import ArpackNoConvergence
+
+import spectra
+from spectra._namespace import to_host
+
+from .conftest import Backend, random_symmetric
+
+EPS = float(np.finfo(np.float64).eps)
+
+
+def _hermitian(n: int, *, seed: int, complex_: bool = True) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, n))
+    if complex_:
+        X = X + 1j * rng.standard_normal((n, n))
+    return (X + X.conj().T) / 2
+
+
+def _floor(values: np.ndarray, norm: float, tol: float = 0.0) -> np.ndarray:
+    """The documented accuracy: ``max(tol |lambda|, 100 eps ||A||)`` (``tol=0``: eps)."""
+    return np.maximum(max(tol, EPS) * np.abs(values), 100 * EPS * norm)
+
+
+# --- scipy's signature ------------------------------------------------------------------------
+
+
+def test_signature_is_scipys_then_keyword_only_additions() -> None:
+    ours = list(inspect.signature(spectra.eigsh).parameters.values())
+    theirs = list(inspect.signature(scipy.sparse.linalg.eigsh).parameters.values())
+    for mine, scipys in zip(ours, theirs, strict=False):
+        assert (mine.name, mine.kind, mine.default) == (scipys.name, scipys.kind, scipys.default)
+    extra = ours[len(theirs) :]
+    assert [p.name for p in extra] == ["method", "seed", "callback", "progress"]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in extra)
+
+
+def test_rng_is_scipys_name_for_seed() -> None:
+    A, _ = random_symmetric(np.linspace(-1.0, 2.0, 120), seed=1)
+    by_rng = spectra.eigsh(A, 3, rng=np.random.default_rng(7), return_eigenvectors=False)
+    by_seed = spectra.eigsh(A, 3, seed=np.random.default_rng(7), return_eigenvectors=False)
+    by_int = spectra.eigsh(A, 3, rng=7, return_eigenvectors=False)
+    np.testing.assert_array_equal(by_rng, by_seed)
+    np.testing.assert_array_equal(by_int, by_seed)
+
+
+# --- refusals: every error eigsh raises itself --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"M": np.eye(30)}, r"M \(generalised eigenproblem"),
+        ({"sigma": 0.5}, r"sigma \(shift-invert mode\)"),
+        ({"Minv": np.eye(30)}, r"Minv \(inverse of M"),
+        ({"OPinv": np.eye(30)}, r"OPinv \(shift-invert operator\)"),
+        ({"mode": "buckling"}, r"mode must be 'normal'.*got mode='buckling'"),
+        ({"mode": "cayley"}, r"mode must be 'normal'.*got mode='cayley'"),
+        ({"rng": 1, "seed": 1}, "rng and seed both"),
+        ({"method": "arnoldi"}, "method must be one of 'lanczos', 'lobpcg'; got 'arnoldi'"),
+        ({"which": "SM"}, "smallest magnitude needs shift-invert"),
+        ({"which": "XX"}, "which must be one of"),
+    ],
+)
+def test_refused_with_the_argument_named(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        spectra.eigsh(np.diag(np.arange(1.0, 31.0)), 2, **kwargs)
+
+
+def test_callback_must_be_callable() -> None:
+    with pytest.raises(TypeError, match="callback must be callable"):
+        spectra.eigsh(np.eye(30), 2, callback=3)  # type: ignore[arg-type]
+
+
+def test_non_square_is_refused() -> None:
+    with pytest.raises(ValueError, match="square"):
+        spectra.eigsh(scipy.sparse.csc_array(np.zeros((2, 3))), 1)
+
+
+# --- tol=0: machine precision, down to the rounding floor ---------------------------------------
+
+
+@pytest.mark.parametrize("n", [40, 60, 80])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_tol_zero_on_an_ill_conditioned_diagonal(n: int, seed: int) -> None:
+    """Eigenvalues log-spaced over 10 orders of magnitude, the smallest 4 (``"SA"``): each comes
+    back within ``max(eps |lambda|, 100 eps ||A||)`` of the closed form, the documented meaning
+    of ``tol=0``. ``ncv = n - 1`` keeps the run iterative (a full basis would be solved densely)
+    while letting Lanczos resolve values 1e-10 apart from a spread of 1."""
+    diagonal = 10.0 ** np.linspace(-10.0, 0.0, n)
+    A = scipy.sparse.diags_array(diagonal)
+    values, vectors = spectra.eigsh(A, 4, which="SA", ncv=n - 1, seed=seed)
+    exact = diagonal[:4]
+    assert np.all(np.abs(values - exact) <= _floor(exact, norm=1.0))
+    residuals = np.linalg.norm(A @ vectors - vectors * values, axis=0)
+    assert np.all(residuals <= np.sqrt(100 * EPS))
+
+
+def test_tol_zero_is_relative_to_each_value_at_the_top() -> None:
+    """Where ``|lambda|`` is comparable to ``||A||`` the floor is ``100 eps |lambda|``: the
+    largest values of a diagonal scaled to 1e8 come back to that relative accuracy."""
+    diagonal = 1e8 * np.concatenate([np.linspace(0.0, 0.5, 396), [0.7, 0.8, 0.9, 1.0]])
+    values = spectra.eigsh(
+        scipy.sparse.diags_array(diagonal), 4, which="LA", seed=3, return_eigenvectors=False
+    )
+    exact = diagonal[-4:]
+    np.testing.assert_allclose(values, exact, rtol=100 * EPS / 0.7, atol=0)
+
+
+# --- ArpackNoConvergence ------------------------------------------------------------------------
+
+
+def _no_convergence_family() -> list[tuple[str, np.ndarray]]:
+    rng = np.random.RandomState(1234)
+    problems = []
+    for n in (30, 50):
+        M = rng.random_sample((n, n))
+        problems.append((f"scipy-style PD n={n}", M @ M.T))
+    for n in (60, 90):
+        problems.append((f"indefinite n={n}", random_symmetric(np.linspace(-1, 1, n), seed=n)[0]))
+    T = scipy.sparse.diags_array([-1.0, 2.0, -1.0], offsets=[-1, 0, 1], shape=(9, 9))
+    grid = scipy.sparse.kron(T, scipy.sparse.eye(9)) + scipy.sparse.kron(scipy.sparse.eye(9), T)
+    problems.append(("2-D Laplacian 9x9", grid.toarray()))
+    return problems
+
+
+@pytest.mark.parametrize(("name", "A"), _no_convergence_family(), ids=lambda p: str(p)[:24])
+@pytest.mark.parametrize("which", ["LM", "SA"])
+def test_partial_results_meet_tol(name: str, A: np.ndarray, which: str) -> None:
+    """scipy's test_symmetric_no_convergence on a family: the pairs attached to
+    ``ArpackNoConvergence`` have eigenvalues within the threshold of the truth and residuals
+    within it too (their vectors are as good as ARPACK's partial results)."""
+    exact = scipy.linalg.eigvalsh(A)
+    norm = float(np.max(np.abs(exact)))
+    with pytest.raises(ArpackNoConvergence, match="eigenpairs converged") as raised:
+        spectra.eigsh(A, 4, which=which, v0=A[:, 0] + 1.0, maxiter=3, ncv=9)
+    values, vectors = raised.value.eigenvalues, raised.value.eigenvectors
+    assert vectors.shape == (A.shape[0], values.shape[0])
+    limit = _floor(values, norm)
+    residuals = np.linalg.norm(A @ vectors - vectors * values, axis=0)
+    assert np.all(residuals <= limit)
+    assert np.all(np.min(np.abs(values[:, None] - exact[None, :]), axis=1) <= limit)
+
+
+def test_method_lobpcg_raises_when_it_runs_out() -> None:
+    A, _ = random_symmetric(np.linspace(0.0, 1.0, 200), seed=5)
+    with pytest.raises(ArpackNoConvergence, match=r"lobpcg: \d+ of 4 eigenpairs converged"):
+        spectra.eigsh(A, 4, which="LA", method="lobpcg", maxiter=2, seed=0)
+
+
+# --- callback, progress, threads ----------------------------------------------------------------
+
+
+def test_callback_returning_true_stops_cleanly() -> None:
+    """The one rule (``spectra.results.notify``): the run stops after the first restart cycle and
+    eigsh returns the k pairs as they stand, raising nothing and warning nothing."""
+    A, _ = random_symmetric(np.linspace(0.0, 1.0, 300), seed=6)
+    calls: list[int] = []
+
+    def stop(info: spectra.results.IterationInfo) -> bool:
+        calls.append(info.iteration)
+        return True
+
+    values = spectra.eigsh(A, 5, ncv=12, seed=0, callback=stop, return_eigenvectors=False)
+    assert calls == [1]
+    assert values.shape == (5,)
+
+
+def test_callback_returning_none_lets_the_run_finish() -> None:
+    A, _ = random_symmetric(np.linspace(0.0, 1.0, 300), seed=6)
+    seen: list[spectra.results.IterationInfo] = []
+    values = spectra.eigsh(A, 3, which="LA", seed=0, callback=seen.append)[0]
+    expected = scipy.linalg.eigvalsh(A)[-3:]
+    assert np.all(np.abs(values - expected) <= _floor(expected, 1.0))
+    assert len(seen) >= 1
+    assert [info.iteration for info in seen] == list(range(1, len(seen) + 1))
+
+
+def test_progress_bar_changes_nothing() -> None:
+    A, _ = random_symmetric(np.linspace(-2.0, 1.0, 150), seed=8)
+    quiet = spectra.eigsh(A, 3, seed=2, return_eigenvectors=False)
+    shown = spectra.eigsh(A, 3, seed=2, progress=True, return_eigenvectors=False)
+    np.testing.assert_array_equal(quiet, shown)
+
+
+def test_threads_agree_with_each_other_and_scipy() -> None:
+    """scipy's test_parallel_threads for eigsh alone: no shared state between runs (the same
+    seed, since fresh vectors for the completeness check come from it, not from ``v0``)."""
+    x = scipy.sparse.diags_array([1.0, -2.0, 1.0], offsets=[-1, 0, 1], shape=(50, 50))
+    v0 = np.random.default_rng(1234).random(50)
+    results: list[np.ndarray] = []
+
+    def worker() -> None:
+        results.append(spectra.eigsh(x, k=3, v0=v0, seed=5, return_eigenvectors=False))
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 6
+    for values in results:
+        np.testing.assert_array_equal(values, results[0])
+    reference = scipy.sparse.linalg.eigsh(x, k=3, v0=v0, return_eigenvectors=False)
+    np.testing.assert_allclose(results[0], np.sort(reference), rtol=1e-12)
+
+
+# --- complex Hermitian ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["LM", "LA", "SA", "BE"])
+def test_complex_hermitian_matches_dense(which: str) -> None:
+    A = _hermitian(160, seed=11)
+    exact = scipy.linalg.eigvalsh(A)
+    values, vectors = spectra.eigsh(A, 4, which=which, seed=0)
+    wanted = {
+        "LM": np.sort(exact[np.argsort(np.abs(exact))[-4:]]),
+        "LA": exact[-4:],
+        "SA": exact[:4],
+        "BE": np.concatenate([exact[:2], exact[-2:]]),
+    }[which]
+    norm = float(np.max(np.abs(exact)))
+    assert np.all(np.abs(values - wanted) <= _floor(wanted, norm))
+    assert vectors.dtype == np.complex128
+    residuals = np.linalg.norm(A @ vectors - vectors * values, axis=0)
+    assert np.all(residuals <= np.sqrt(100 * EPS) * norm)
+
+
+def test_complex_hermitian_on_backends(backend: Backend) -> None:
+    A = _hermitian(120, seed=12)
+    values = spectra.eigsh(
+        backend.asarray(A, dtype="complex128"), 3, which="LA", seed=0, return_eigenvectors=False
+    )
+    exact = scipy.linalg.eigvalsh(A)[-3:]
+    assert np.all(np.abs(to_host(values) - exact) <= _floor(exact, float(np.abs(exact).max())))
