@@ -201,7 +201,7 @@ def test_parameter_subset_is_the_diagonal_block(select: object) -> None:
 
 def test_products_are_compiled_once_per_operator() -> None:
     """Repeated products never retrace. Cached, the loss is traced once per operator whatever
-    the block widths; recomputed, once per block width (vmap compiles one program per width)."""
+    the block widths; recomputed, once per power-of-two width (3 = 2 + 1: two programs)."""
     traces = {"count": 0}
     base = loss_of(mlp, cross_entropy)
 

@@ -37,7 +37,7 @@ class EmpiricalFisherOperator(OutputsOperator):
 
     ``loss_fn(params, batch)`` returns the 1-d array of the batch's per-sample losses, one per
     sample (its length is the leading dimension of the batch's first array). Same parameters,
-    ``mode`` and ``memory_budget`` as :class:`~spectra_jax.HessianOperator`.
+    ``mode``, ``memory_budget`` and ``data_sharding`` as :class:`~spectra_jax.HessianOperator`.
     """
 
     def __init__(
@@ -49,6 +49,7 @@ class EmpiricalFisherOperator(OutputsOperator):
         params_filter: ParamsFilter = None,
         mode: str = "auto",
         memory_budget: int | None = None,
+        data_sharding: Any = None,
     ):
         _curvature.check_callable(loss_fn, name="loss_fn")
         super().__init__(
@@ -60,6 +61,7 @@ class EmpiricalFisherOperator(OutputsOperator):
             reduction="sum",
             mode=mode,
             memory_budget=memory_budget,
+            data_sharding=data_sharding,
         )
 
     def _term(self, theta: jax.Array, frozen: list[Any], batch: Batch, aux: Any) -> PyTree:
@@ -84,7 +86,7 @@ class FisherOperator(OutputsOperator):
     noise seeded by ``(seed, batch index)``; ``seed=None`` draws one seed at construction.
     ``reduction`` scales the Gaussian's squared error as the criterion it stands for does
     (module docstring). Batches are ``(inputs, targets)`` (the targets are not used); same
-    parameters, data, weighting, ``mode`` and ``memory_budget`` as
+    parameters, data, weighting, ``mode``, ``memory_budget`` and ``data_sharding`` as
     :class:`~spectra_jax.HessianOperator`.
     """
 
@@ -102,6 +104,7 @@ class FisherOperator(OutputsOperator):
         reduction: str = "mean",
         mode: str = "auto",
         memory_budget: int | None = None,
+        data_sharding: Any = None,
     ):
         if likelihood not in _LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {_LIKELIHOODS}; got {likelihood!r}")
@@ -117,6 +120,7 @@ class FisherOperator(OutputsOperator):
             reduction=reduction,
             mode=mode,
             memory_budget=memory_budget,
+            data_sharding=data_sharding,
         )
         self.weighting = "sum"  # per-sample NLL gradients, summed over the batch
         self._output_shapes: dict[Any, tuple[int, ...]] = {}

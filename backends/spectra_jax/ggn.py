@@ -61,7 +61,7 @@ class GGNOperator(OutputsOperator):
 
     ``apply_fn(params, inputs)`` returns one array of outputs; ``criterion(outputs, targets)`` the
     batch's mean loss (summed with ``reduction="sum"``); batches are ``(inputs, targets)``. Same
-    parameters, data, weighting, ``mode`` and ``memory_budget`` as
+    parameters, data, weighting, ``mode``, ``memory_budget`` and ``data_sharding`` as
     :class:`~spectra_jax.HessianOperator`. Equal to the Hessian for a model linear in its
     parameters.
     """
@@ -78,6 +78,7 @@ class GGNOperator(OutputsOperator):
         reduction: str = "mean",
         mode: str = "auto",
         memory_budget: int | None = None,
+        data_sharding: Any = None,
     ):
         _curvature.check_callable(criterion, name="criterion")
         self.criterion = criterion
@@ -90,6 +91,7 @@ class GGNOperator(OutputsOperator):
             reduction=reduction,
             mode=mode,
             memory_budget=memory_budget,
+            data_sharding=data_sharding,
         )
 
     def _term(self, theta: jax.Array, frozen: list[Any], batch: Batch, aux: Any) -> PyTree:

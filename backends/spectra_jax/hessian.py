@@ -41,6 +41,9 @@ class HessianOperator(CurvatureOperator):
     mode : ``"auto"`` (time both, cache when faster and within ``memory_budget``),
         ``"linearize"`` (cache) or ``"recompute"``.
     memory_budget : bytes the cached linearizations may hold (default: half the free memory).
+    data_sharding : a ``jax.sharding.NamedSharding`` splitting the batch arrays' leading (sample)
+        axis over a mesh, or a ``Mesh`` (samples over all its axes): products run data parallel
+        under ``jit``, parameters and vectors replicated on the mesh (``spectra_jax._sharding``).
 
     >>> import jax, jax.numpy as jnp, numpy as np, spectra, spectra_jax
     >>> X = np.random.default_rng(0).standard_normal((8, 3)); y = X @ np.ones(3)
@@ -62,6 +65,7 @@ class HessianOperator(CurvatureOperator):
         reduction: str = "mean",
         mode: str = "auto",
         memory_budget: int | None = None,
+        data_sharding: Any = None,
     ):
         _curvature.check_callable(loss_fn, name="loss_fn")
         self.loss_fn = loss_fn
@@ -73,6 +77,7 @@ class HessianOperator(CurvatureOperator):
             reduction=reduction,
             mode=mode,
             memory_budget=memory_budget,
+            data_sharding=data_sharding,
         )
 
     def loss(self, theta: jax.Array, frozen: list[Any], batch: Batch) -> jax.Array:
