@@ -1,0 +1,59 @@
+"""The demo's JAX side: the same MLP (same initial weights) trained by ``jax.grad``, its
+``spectra_jax.HessianOperator``, and a dense Hessian from ``jax.hessian``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from spectra._cli._demo import Digits, Trained
+from spectra._cli._errors import CLIError
+
+
+def check_available() -> None:
+    """Raise ImportError (naming the module) unless JAX, the adapter and tqdm import; a
+    CLIError when this version of the adapter has no Hessian operator."""
+    import jax  # noqa: F401
+    import spectra_jax
+    import tqdm  # noqa: F401
+
+    if not hasattr(spectra_jax, "HessianOperator"):
+        raise CLIError("--backend jax is not available yet: spectra_jax has no HessianOperator")
+
+
+def train(digits: Digits, *, steps: int, lr: float, progress: bool) -> Trained:
+    """Full-batch gradient descent in float64 (x64 switched on); returns the Hessian operator."""
+    import jax
+    import jax.flatten_util
+    import jax.numpy as jnp
+    import spectra_jax
+    from tqdm.auto import tqdm
+
+    jax.config.update("jax_enable_x64", True)
+    params = {name: jnp.asarray(w) for name, w in digits.weights.items()}
+    X, y = jnp.asarray(digits.inputs), jnp.asarray(digits.labels)
+
+    def loss(p: Any, batch: Any) -> Any:
+        inputs, labels = batch
+        hidden = jnp.tanh(inputs @ p["0.weight"].T + p["0.bias"])
+        logits = hidden @ p["2.weight"].T + p["2.bias"]
+        picked = jnp.take_along_axis(logits, labels[:, None], axis=1)[:, 0]
+        return jnp.mean(jax.nn.logsumexp(logits, axis=1) - picked)
+
+    value_and_grad = jax.jit(jax.value_and_grad(loss))
+    losses = []
+    for _ in tqdm(range(steps), desc="training", unit="step", disable=not progress):
+        value, grads = value_and_grad(params, (X, y))
+        params = jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads)
+        losses.append(float(value))
+    last = float(loss(params, (X, y)))
+    hidden = jnp.tanh(X @ params["0.weight"].T + params["0.bias"])
+    accuracy = float(jnp.mean(jnp.argmax(hidden @ params["2.weight"].T + params["2.bias"], 1) == y))
+    operator = spectra_jax.HessianOperator(loss, params, (X, y))
+
+    def dense_hessian(progress: bool) -> np.ndarray:
+        flat, unravel = jax.flatten_util.ravel_pytree(params)
+        return np.asarray(jax.hessian(lambda theta: loss(unravel(theta), (X, y)))(flat))
+
+    return Trained(operator, dense_hessian, losses[0], last, accuracy, "jax")
