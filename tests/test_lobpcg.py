@@ -46,8 +46,8 @@ def _check_against_dense(
     assert result.method == "lobpcg"
     assert np.all(np.diff(values) >= 0)
     error = np.abs(values - expected)
-    rounding = 10 * eps * norm
-    assert np.all(error <= np.maximum(result.tol * np.abs(expected), 100 * eps * norm) + rounding)
+    rounding = 100 * eps * norm  # the rule's floor: what rounding allows (two LAPACK solutions)
+    assert np.all(error <= np.maximum(result.tol * np.abs(expected), rounding) + rounding)
     assert np.all(error <= to_host(result.error_bounds) + rounding)
     residuals = np.linalg.norm(matrix @ vectors - vectors * values, axis=0)
     np.testing.assert_allclose(to_host(result.residual_norms), residuals, rtol=1e-3, atol=rounding)
@@ -113,7 +113,9 @@ def test_complex_hermitian(backend: Backend, dtype: str) -> None:
     _check_against_dense(result, matrix.astype(dtype).astype(np.complex128), "SA", eps=eps)
 
 
-@pytest.mark.parametrize(("n", "k", "which", "seed"), [(60, 2, "LA", 0), (150, 5, "BE", 1)])
+@pytest.mark.parametrize(
+    ("n", "k", "which", "seed"), [(12, 3, "SA", 2), (60, 2, "LA", 0), (150, 5, "BE", 1)]
+)
 def test_complex_hermitian_family(n: int, k: int, which: str, seed: int) -> None:
     matrix = _random_hermitian(n, seed=41 + seed)
     for dtype in (np.complex128, np.complex64):
@@ -400,8 +402,9 @@ def test_progress_bar_shows_products_and_error_bound(capsys: pytest.CaptureFixtu
 # --- symmetry, checked for free ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("n", "seed"), [(30, 0), (60, 1), (200, 2), (1000, 3)])
+@pytest.mark.parametrize(("n", "seed"), [(12, 4), (30, 0), (60, 1), (200, 2), (1000, 3)])
 def test_non_symmetric_operator_is_refused(n: int, seed: int) -> None:
+    # n = 12 takes the dense path (5 k > n), the others the iteration.
     matrix = np.random.default_rng(70 + seed).standard_normal((n, n))
     with pytest.raises(ValueError, match=r"A is not symmetric \(Hermitian\)"):
         spectra.lobpcg(matrix, k=3, seed=seed)
