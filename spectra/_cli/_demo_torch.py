@@ -39,7 +39,7 @@ def train(digits: Digits, *, steps: int, lr: float, progress: bool) -> Trained:
         loss = criterion(model(X), y)
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     with torch.no_grad():
         outputs = model(X)
         last = float(criterion(outputs, y))
