@@ -41,10 +41,10 @@ def resolve_tol(tol: Any, *, eps: float) -> float:
         not isinstance(tol, numbers.Real)
         or isinstance(tol, bool)
         or not np.isfinite(float(tol))
-        or tol < 0
+        or float(tol) < 0
     ):
         raise ValueError(f"tol must be a finite non-negative number or None; got {tol!r}")
-    return float(tol) if tol > 0 else float(eps)
+    return float(tol) if float(tol) > 0 else float(eps)
 
 
 def thresholds(values: np.ndarray, *, tol: float, norm: float, eps: float) -> np.ndarray:

@@ -42,7 +42,7 @@ def from_host(xp: ModuleType, a: np.ndarray, *, dtype: Any, device: Any) -> Arra
     return xp.asarray(a, dtype=dtype, device=device)
 
 
-def set_block(target: Array, index: tuple[slice, slice], block: Array) -> Array:
+def set_block(target: Array, index: tuple[slice, ...], block: Array) -> Array:
     """Return ``target`` with ``target[index]`` replaced by ``block``.
 
     Mutable arrays are updated in place; immutable ones (JAX) are rebuilt functionally.

@@ -374,24 +374,44 @@ def _decide(state: _Krylov, status: _Status, settings: _Settings, *, full: bool)
 
 
 def _confirmed(state: _Krylov, status: _Status, which: str) -> bool:
-    """Whether a verify phase with unchanged wanted values is over.
+    """Whether a verify phase with unchanged wanted values is over (each end for ``"BE"``).
 
-    It is once the fresh space's best value (one at each end for ``"BE"``) is resolved from the
-    wanted set: its residual, which bounds its distance to an eigenvalue of the deflated
-    operator, is under half its distance to the nearest wanted value. A missing copy would pull
-    that best value into the wanted set (the fresh start has a component along it), so the test
-    asks for accuracy relative to the gap, not to ``tol`` (Kuczynski & Wozniakowski, "Estimating
-    the largest eigenvalue by the power and Lanczos algorithms with a random start", SIAM J.
-    Matrix Anal. Appl. 13, 1992).
+    It is once the fresh space's best value at the end is no better than the least wanted value
+    there and either has converged (a further copy of that boundary value leaves the list
+    unchanged) or is resolved from it: its residual, which bounds its distance to an
+    eigenvalue of the deflated operator, is under half its distance to the boundary. A missing
+    copy would pull that best value past the boundary (the fresh start has a component along
+    it), so the test asks for accuracy relative to the gap, not to ``tol`` (Kuczynski &
+    Wozniakowski, "Estimating the largest eigenvalue by the power and Lanczos algorithms with a
+    random start", SIAM J. Matrix Anal. Appl. 13, 1992).
     """
-    n_locked = state.n_locked
-    active = np.arange(n_locked, status.values.shape[0])
+    active = np.arange(state.n_locked, status.values.shape[0])
     if active.shape[0] == 0:
         return True
-    best = active[preference_order(status.values[active], which)[: 1 + (which == "BE")]]
+    if which != "BE":
+        return _end_confirmed(status, active, status.wanted, which)
     wanted = status.values[status.wanted]
-    distance = np.min(np.abs(status.values[best][:, None] - wanted[None, :]), axis=1)
-    return bool(np.all(status.residuals[best] <= distance / 2))
+    middle = (np.max(status.values) + np.min(status.values)) / 2
+    top, bottom = status.wanted[wanted >= middle], status.wanted[wanted < middle]
+    top_active, bottom_active = (
+        active[status.values[active] >= middle],
+        active[status.values[active] < middle],
+    )
+    return all(
+        part.shape[0] == 0
+        or candidates.shape[0] == 0
+        or _end_confirmed(status, candidates, part, end)
+        for part, candidates, end in ((top, top_active, "LA"), (bottom, bottom_active, "SA"))
+    )
+
+
+def _end_confirmed(status: _Status, active: np.ndarray, wanted: np.ndarray, which: str) -> bool:
+    best = active[preference_order(status.values[active], which)[0]]
+    score = _score(status.values, which)
+    margin = float(np.min(score[wanted])) - float(score[best])
+    if margin < -status.residuals[best]:
+        return False
+    return bool(status.converged[best] or status.residuals[best] <= margin / 2)
 
 
 def _unchanged(
