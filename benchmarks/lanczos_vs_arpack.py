@@ -13,9 +13,9 @@ diagonal operators, ``scipy.linalg.eigvalsh`` of the dense matrix otherwise. A r
 ``theta_i`` (sorted, against the ``i``-th wanted true eigenvalue ``lambda_i``) is *right* when
 ``|theta_i - lambda_i| <= max(tol |lambda_i|, 100 eps ||A||)``, the accuracy the convergence rule
 of both promises; the relative error reported is ``|theta_i - lambda_i| / max(|lambda_i|,
-100 eps ||A|| / tol)``. A *missed copy* is a wanted eigenvalue of multiplicity ``m`` that comes
-back fewer than ``m`` times. Ratios (spectra matvecs / ARPACK matvecs) are taken where both runs
-are right, i.e. at equal accuracy; wrong answers are counted separately.
+100 eps ||A|| / tol)``. A *missed copy* is a wanted eigenvalue of multiplicity ``m >= 2`` that
+comes back, but fewer than ``m`` times. Ratios (spectra matvecs / ARPACK matvecs) are taken
+where both runs are right, i.e. at equal accuracy; wrong answers are counted separately.
 
 The Hessians of a small MLP and CNN on sklearn's digits are materialised once through
 ``spectra_torch.HessianOperator`` (n Hessian-vector products) and applied as dense matrices:
@@ -29,24 +29,25 @@ from __future__ import annotations
 
 import os
 
-for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_name] = "1"
+if __name__ == "__main__":  # one thread in every pool, set before numpy loads them
+    for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_name] = "1"
 
-import argparse  # noqa: E402
-import platform  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
+import argparse
+import platform
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
-import numpy as np  # noqa: E402
-import scipy  # noqa: E402
-import scipy.linalg  # noqa: E402
-import scipy.sparse  # noqa: E402
-import scipy.sparse.linalg  # noqa: E402
-import scipy.spatial  # noqa: E402
+import numpy as np
+import scipy
+import scipy.linalg
+import scipy.sparse
+import scipy.sparse.linalg
+import scipy.spatial
 
-import spectra  # noqa: E402
+import spectra
 
 EPS = float(np.finfo(np.float64).eps)
 ROUNDING_FLOOR = 100.0  # multiples of eps ||A|| below which no solver is asked for accuracy
@@ -211,19 +212,27 @@ def clustered_spectra(seed: int) -> list[Problem]:
     n = 2000
     centres = np.linspace(1.0, 2.0, 8)
     tight = np.repeat(centres, n // 8) + 1e-6 * rng.standard_normal(n)
-    planted = rng.uniform(0.0, 1.0, n)
     multiplicities = rng.integers(2, 5, size=30)
     ends = np.concatenate([np.linspace(1.05, 1.6, 15), np.linspace(-0.6, -0.05, 15)])
-    planted = np.concatenate([planted, np.repeat(ends, multiplicities)])[:n]
-    geometric = np.geomspace(1e-6, 1.0, n)
-    cluster_at_ends = np.concatenate(
-        [rng.uniform(0, 1, n - 40), 1 + 1e-4 * rng.uniform(size=20), -1e-4 * rng.uniform(size=20)]
+    planted = np.concatenate([np.repeat(ends, multiplicities), rng.uniform(0.0, 1.0, n)])[:n]
+    small = np.concatenate(
+        [
+            rng.uniform(0.0, 1.0, n - 10),
+            1.1 + 1e-3 * rng.uniform(size=5),
+            -0.1 - 1e-3 * rng.uniform(size=5),
+        ]
+    )
+    wide = np.concatenate(
+        [
+            rng.uniform(0.0, 1.0, n - 90),
+            np.repeat([1.2, 1.5, -0.3], 30) + 1e-4 * rng.standard_normal(90),
+        ]
     )
     return [
-        clustered("8 clusters width 1e-6 n=2000", tight),
-        clustered("planted multiplicities 2-4 n=2000", planted),
-        clustered("log-spread 1e-6..1 n=2000", geometric),
-        clustered("20-value clusters at both ends n=2000", cluster_at_ends),
+        clustered(f"8 clusters width 1e-6 n={n}", tight),
+        clustered(f"planted multiplicities 2-4 n={n}", planted),
+        clustered(f"5-value clusters width 1e-3 n={n}", small),
+        clustered(f"30-value clusters width 1e-4 n={n}", wide),
     ]
 
 
@@ -252,7 +261,7 @@ def digits_hessians(samples: int) -> list[Problem]:
     problems = []
     for name, model in (("MLP 64-16-10", mlp), ("CNN conv4-8-10", cnn)):
         op = spectra_torch.HessianOperator(model, nn.CrossEntropyLoss(), (X, y))
-        H = spectra.materialize(op).numpy()
+        H = np.asarray(spectra.materialize(op))
         H = (H + H.T) / 2
         n = H.shape[0]
         problems.append(
@@ -267,13 +276,13 @@ def problems(quick: bool) -> Iterator[Problem]:
         yield grid_laplacian((300,), periodic=True)
         yield diagonal_plus_low_rank(300, 6, seed=0)
         return
-    for m in (100, 250, 500):
+    for m in (100, 200, 400):
         yield grid_laplacian((m,))
     for sides in ((30, 30), (64, 64), (100, 100), (40, 57), (150, 60)):
         yield grid_laplacian(sides)
     for sides in ((10, 10, 10), (16, 16, 16), (12, 15, 20)):
         yield grid_laplacian(sides)
-    for sides in ((1000,), (30, 30), (48, 48), (40, 60), (12, 12, 12)):
+    for sides in ((400,), (30, 30), (48, 48), (40, 60), (12, 12, 12)):
         yield grid_laplacian(sides, periodic=True)
     yield erdos_renyi(1000, 6.0, seed=1)
     yield erdos_renyi(2000, 12.0, seed=2)
@@ -284,7 +293,7 @@ def problems(quick: bool) -> Iterator[Problem]:
     for n, rank, seed in ((1000, 6, 8), (2000, 20, 9), (3000, 40, 10)):
         yield diagonal_plus_low_rank(n, rank, seed)
     yield from clustered_spectra(seed=11)
-    yield from digits_hessians(samples=1797)
+    yield from digits_hessians(samples=256)
 
 
 # -- runs --------------------------------------------------------------------------------------
@@ -316,7 +325,8 @@ def judge(problem: Problem, which: str, k: int, tol: float, values: np.ndarray) 
     near = 10 * threshold[:, None]
     copies = np.sum(np.abs(truth[:, None] - truth[None, :]) <= near, axis=1)
     returned = np.sum(np.abs(truth[:, None] - found[None, :]) <= near, axis=1)
-    return error, bool(np.all(errors <= threshold)), bool(np.any(returned < copies))
+    missed = (copies >= 2) & (returned >= 1) & (returned < copies)
+    return error, bool(np.all(errors <= threshold)), bool(np.any(missed))
 
 
 def run_spectra(problem: Problem, which: str, k: int, tol: float, seed: int, verify: bool):
