@@ -284,6 +284,7 @@ class _State:
     AP: Array | None
     n_matvec: int
     norm: float  # lower bound on ||A||: largest |Ritz value| and ||A x|| seen
+    iteration: int = 0  # the iteration under way, named by the non-finite check
 
 
 @dataclass(frozen=True)
@@ -330,7 +331,8 @@ def _iterate(
         if stop or n_converged == settings.k or iteration == settings.maxiter:
             break
         active = np.flatnonzero(~status.converged)
-        if not _step(op, state, active, settings, measure=(iteration + 1) % _GRAM_PERIOD == 0):
+        state.iteration = iteration + 1
+        if not _step(op, state, active, settings, measure=state.iteration % _GRAM_PERIOD == 0):
             break  # no new direction: the block spans an invariant subspace to round-off
         iteration += 1
     return _result(op, best, state, settings, iterations=iteration, stopped=stop)
@@ -359,7 +361,7 @@ def _initial_state(op: LinearOperator, start: Array) -> _State:
     """Orthonormalise the start block and rotate it to Ritz vectors."""
     xp = op.xp
     eps = machine_epsilon(xp, op.dtype)
-    X, _ = _svqb(op, start, drop=eps)
+    X, _ = _svqb(op, start, drop=eps, where="on the start block (lobpcg)")
     AX = op.matmat(X)
     b = X.shape[1]
     norms = xp.astype(xp.linalg.vector_norm(AX, axis=0), AX.dtype)
@@ -479,7 +481,8 @@ def _step(
     R = _columns(op, state.R, active)
     W = settings.precondition(R) if settings.precondition is not None else R
     basis = [state.X] if state.P is None else [state.X, state.P]
-    W, well_conditioned = _orthonormalize_against(op, W, basis, eps=settings.eps)
+    where = f"from the preconditioned residuals of iteration {state.iteration} (lobpcg)"
+    W, well_conditioned = _orthonormalize_against(op, W, basis, eps=settings.eps, where=where)
     if W.shape[1] == 0:
         return False
     AW = op.matmat(W)
@@ -494,7 +497,7 @@ def _step(
 
 
 def _orthonormalize_against(
-    op: LinearOperator, W: Array, Q: list[Array], *, eps: float
+    op: LinearOperator, W: Array, Q: list[Array], *, eps: float, where: str
 ) -> tuple[Array, bool]:
     """``W`` made orthogonal to the orthonormal blocks ``Q`` and orthonormal (SVQB).
 
@@ -507,7 +510,7 @@ def _orthonormalize_against(
     before = op.xp.linalg.vector_norm(W, axis=0)
     for block in Q:
         W, _ = project_out(op.xp, block, W)
-    return _svqb(op, W, drop=eps, norms_before=before, lost=eps**0.75)
+    return _svqb(op, W, drop=eps, where=where, norms_before=before, lost=eps**0.75)
 
 
 def _svqb(
@@ -515,6 +518,7 @@ def _svqb(
     W: Array,
     *,
     drop: float,
+    where: str,
     norms_before: Array | None = None,
     lost: float = 0.0,
 ) -> tuple[Array, bool]:
@@ -530,7 +534,7 @@ def _svqb(
     gram = conjugate_transpose(xp, W) @ W
     if norms_before is not None:
         gram = xp.concat([gram, xp.astype(norms_before, gram.dtype)[None, :]], axis=0)
-    host = check_finite(to_host(gram), where="in the orthonormalisation of a block (lobpcg)")
+    host = check_finite(to_host(gram), where=where)
     G = _hermitian_part(host[:b])
     norms = np.sqrt(np.maximum(np.diag(G).real, 0.0))
     before = host[b].real if norms_before is not None else norms
@@ -574,7 +578,7 @@ def _rayleigh_ritz(
     row = xp.astype(xp.concat(norms), gram.dtype)
     host = check_finite(
         to_host(xp.concat([gram, row[None, :]], axis=0)),
-        where="in the Rayleigh-Ritz step (lobpcg)",
+        where=f"in the Rayleigh-Ritz step of iteration {state.iteration} (lobpcg)",
     )
     H = host[:ns, -ns:]
     state.norm = max(state.norm, float(np.max(np.abs(host[ns, -ns:]))))
