@@ -67,7 +67,8 @@ def eigsh(
         correspondingly fewer correct digits (``|lambda| = 1e-6 ||A||``: about 8 in float64).
         No Krylov method guarantees more in floating point; ARPACK's own test of
         ``tol * |lambda|`` is on its Ritz estimates, not on true residuals.
-    rng : scipy's name for ``seed`` (the start vector's generator); give one or the other.
+    rng : scipy's name for ``seed`` (the start vector's generator), with scipy's meaning:
+        anything ``numpy.random.default_rng`` accepts. Give ``rng`` or ``seed``, not both.
     M, sigma, Minv, OPinv, mode : generalised and shift-invert problems are not supported: any
         value other than scipy's default raises a ``ValueError`` naming the argument.
     method : ``"lanczos"`` (thick-restart Lanczos, :func:`spectra.lanczos`) or ``"lobpcg"``
@@ -103,7 +104,7 @@ def eigsh(
         "which": which,
         "tol": tol,
         "maxiter": maxiter,
-        "seed": seed if seed is not None else rng,
+        "seed": seed if seed is not None or rng is None else np.random.default_rng(rng),
         "callback": watched if callback is not None else None,
         "progress": progress,
     }

@@ -63,6 +63,8 @@ def test_rng_is_scipys_name_for_seed() -> None:
     by_int = spectra.eigsh(A, 3, rng=7, return_eigenvectors=False)
     np.testing.assert_array_equal(by_rng, by_seed)
     np.testing.assert_array_equal(by_int, by_seed)
+    by_sequence = spectra.eigsh(A, 3, rng=np.random.SeedSequence(7), return_eigenvectors=False)
+    np.testing.assert_array_equal(by_sequence, by_seed)
 
 
 # --- refusals: every error eigsh raises itself --------------------------------------------------
