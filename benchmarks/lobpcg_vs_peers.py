@@ -270,8 +270,8 @@ def measure(
         (values, vectors, iterations, matvecs), seconds, warned = _timed(run)
     except Exception as error:  # a failure is a result here, not a crash of the benchmark
         return Outcome(None, None, np.nan, False, True, np.inf, f"{type(error).__name__}")
-    ok, error = _judge(case, values, vectors, reference, norm)
-    return Outcome(iterations, matvecs, seconds, ok, warned, error)
+    ok, worst = _judge(case, values, vectors, reference, norm)
+    return Outcome(iterations, matvecs, seconds, ok, warned, worst)
 
 
 def main() -> None:
