@@ -161,26 +161,55 @@ def test_partial_results_meet_tol() -> None:
     assert left_out > 0
 
 
+def _symmetric_spectra() -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """Random symmetric matrices with eigenvalues evenly spaced in [-1, 1] (n = 200, 400), their
+    6 of largest magnitude by LAPACK, and the seeds of the runs (0 to 4)."""
+    cases = []
+    for n in (200, 400):
+        A, _ = random_symmetric(np.linspace(-1.0, 1.0, n), seed=n)
+        exact = np.linalg.eigvalsh(A)
+        wanted = np.sort(exact[np.argsort(np.abs(exact))[-6:]])
+        cases += [(A, wanted, seed) for seed in range(5)]
+    return cases
+
+
 @pytest.mark.xfail(
     strict=True,
     raises=ArpackNoConvergence,
     reason=(
         "spectra.lanczos stops ('done') after about 35 restart cycles, far from maxiter, when the "
-        "relation says every wanted pair converged, then reports true residuals of 100-280 "
-        "eps ||A||, above the tol=0 floor of 100 eps ||A|| (with no gap, the bound is r), so "
-        "eigsh raises ArpackNoConvergence: n=200 seed=3, n=400 seeds 3 and 4"
+        "Lanczos relation says every wanted pair converged, then reports true residuals of "
+        "100-280 eps ||A||, above the tol=0 floor of 100 eps ||A|| (with no gap the bound is r), "
+        "so eigsh raises ArpackNoConvergence: n=200 seed=3, n=400 seeds 3 and 4"
     ),
 )
-def test_default_tol_converges_on_symmetric_spectra() -> None:
-    """scipy's defaults (tol=0, maxiter=10 n) on random symmetric matrices with eigenvalues
-    evenly spaced in [-1, 1], the 6 of largest magnitude: every run converges."""
-    for n in (200, 400):
-        A, _ = random_symmetric(np.linspace(-1.0, 1.0, n), seed=n)
-        exact = np.linalg.eigvalsh(A)
-        wanted = np.sort(exact[np.argsort(np.abs(exact))[-6:]])
-        for seed in range(5):
+def test_scipys_defaults_converge_on_symmetric_spectra() -> None:
+    """scipy's defaults (tol=0, maxiter=10 n), the 6 of largest magnitude: every run converges."""
+    for A, _, seed in _symmetric_spectra():
+        spectra.eigsh(A, 6, seed=seed, return_eigenvectors=False)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason=(
+        "spectra.lanczos returns the projected matrix's Ritz values with error bounds ~1e-30 from "
+        "the relation's residuals, but those values carry the restarts' rounding: up to 445 eps "
+        "from LAPACK (n=400 seed=1; 230 eps at n=200 seed=1) while the Rayleigh quotients of "
+        "the returned vectors are within 8 eps"
+    ),
+)
+def test_values_eigsh_hands_out_are_within_tol() -> None:
+    """tol=0 on the same family: every eigenvalue eigsh returns, or attaches to
+    ``ArpackNoConvergence``, is within ``100 eps ||A||`` of LAPACK's (plus 10 eps for LAPACK's
+    own error: its four drivers agree to 6 eps here)."""
+    for A, wanted, seed in _symmetric_spectra():
+        try:
             values = spectra.eigsh(A, 6, seed=seed, return_eigenvectors=False)
-            assert np.all(np.abs(values - wanted) <= _floor(wanted, 1.0))
+        except ArpackNoConvergence as error:
+            values = error.eigenvalues
+        distance = np.min(np.abs(values[:, None] - wanted[None, :]), axis=1)
+        assert np.all(distance <= _floor(values, 1.0) + 10 * EPS), (seed, distance / EPS)
 
 
 def test_method_lobpcg_raises_when_it_runs_out() -> None:
