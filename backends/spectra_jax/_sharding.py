@@ -31,7 +31,8 @@ class Placement:
     def __init__(self, data: NamedSharding):
         self.data = data
         self.replicated = NamedSharding(data.mesh, PartitionSpec())
-        spec = data.spec[0] if len(data.spec) else None
+        parts: tuple[Any, ...] = tuple(data.spec)
+        spec = parts[0] if parts else None
         axes = () if spec is None else (spec,) if isinstance(spec, str) else tuple(spec)
         self.parts = 1
         for axis in axes:
@@ -43,7 +44,7 @@ class Placement:
         def place(x: Any) -> Any:
             if not is_array(x):
                 return x
-            shape = getattr(x, "shape", ())
+            shape: tuple[int, ...] = tuple(getattr(x, "shape", ()))
             if len(shape) >= 1 and shape[0] % self.parts == 0:
                 return jax.device_put(x, self.data)
             return jax.device_put(x, self.replicated)
