@@ -15,21 +15,13 @@ name in ``_NOT_CLAIMED``, with the others spectra does not claim.
 
 from __future__ import annotations
 
-import importlib.util
-import inspect
-import pathlib
-from collections.abc import Callable
-from types import ModuleType
 from typing import Any
 
 import pytest
-import scipy
 
 import spectra
 
-_PATH = pathlib.Path(scipy.__file__).parent / "sparse/linalg/_eigen/arpack/tests/test_arpack.py"
-if not _PATH.exists():
-    pytest.skip("scipy was installed without its test files", allow_module_level=True)
+from ._scipy_suite import collect, load_suite
 
 _GENERALISED = "generalised problems (M) are not supported by spectra.eigsh"
 _SHIFT_INVERT = "shift-invert (sigma, mode) is not supported by spectra.eigsh"
@@ -48,17 +40,9 @@ def eigsh(A: Any, k: int = 6, M: Any = None, sigma: Any = None, **kwargs: Any) -
     return spectra.eigsh(A, k, M, sigma, **kwargs)
 
 
-def _load_suite() -> ModuleType:
-    """A fresh copy of scipy's test module whose ``eigsh`` is the shim."""
-    spec = importlib.util.spec_from_file_location("scipy_test_arpack_for_spectra", _PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    setattr(module, "eigsh", eigsh)  # noqa: B010 - a module attribute mypy cannot see
-    return module
-
-
-_suite = _load_suite()
+_suite = load_suite(
+    "sparse/linalg/_eigen/arpack/tests/test_arpack.py", replacements={"eigsh": eigsh}
+)
 
 # Whole tests of behaviour spectra does not claim, with the reason.
 _NOT_CLAIMED = {
@@ -89,27 +73,4 @@ _NOT_CLAIMED = {
 }
 
 
-def _collected(name: str, test: Callable[..., Any]) -> Callable[..., Any]:
-    """scipy's test as pytest will collect it here, with its marks; skipped if not claimed."""
-
-    def run(*args: Any, **kwargs: Any) -> Any:
-        return test(*args, **kwargs)
-
-    run.__name__ = run.__qualname__ = name
-    run.__doc__ = test.__doc__
-    run.__signature__ = inspect.signature(test)  # type: ignore[attr-defined]
-    marks = list(getattr(test, "pytestmark", []))
-    if name in _NOT_CLAIMED:
-        marks.append(pytest.mark.skip(reason=_NOT_CLAIMED[name]).mark)
-    run.pytestmark = marks  # type: ignore[attr-defined]
-    return run
-
-
-for _name in dir(_suite):
-    if _name.startswith("test_") and callable(getattr(_suite, _name)):
-        globals()[_name] = _collected(_name, getattr(_suite, _name))
-
-
-def test_every_skipped_name_is_in_the_suite() -> None:
-    """A test scipy renames or removes must not leave a stale reason here."""
-    assert set(_NOT_CLAIMED) <= {name for name in dir(_suite) if name.startswith("test_")}
+collect(_suite, globals(), not_claimed=_NOT_CLAIMED)
