@@ -19,7 +19,13 @@ from spectra._namespace import Array, to_host
 from spectra._random import Seed
 from spectra.lanczos import lanczos
 from spectra.lobpcg import lobpcg
-from spectra.results import EigenResult, IterationInfo, check_callback, notify
+from spectra.results import (
+    ConvergenceWarning,
+    EigenResult,
+    IterationInfo,
+    check_callback,
+    notify,
+)
 
 __all__ = ["eigsh"]
 
@@ -114,11 +120,13 @@ def eigsh(
             result = _eigsh_lobpcg(A, k, v0=v0, ncv=ncv, **options)
         else:
             result = lanczos(A, k, ncv=ncv, v0=v0, **options)
-    if not watched.stopped and not result.all_converged:
-        # The exception supersedes the solver's ConvergenceWarnings, as in scipy.
-        raise _no_convergence(result, method=method, k=k)
+    raising = not watched.stopped and not result.all_converged
     for warning in caught:
-        warnings.warn(warning.message, warning.category, stacklevel=2)
+        # ArpackNoConvergence supersedes the solver's ConvergenceWarnings, as in scipy.
+        if not (raising and issubclass(warning.category, ConvergenceWarning)):
+            warnings.warn(warning.message, warning.category, stacklevel=2)
+    if raising:
+        raise _no_convergence(result, method=method, k=k)
     if return_eigenvectors:
         return result.eigenvalues, result.eigenvectors
     return result.eigenvalues

@@ -212,6 +212,16 @@ def test_values_eigsh_hands_out_are_within_tol() -> None:
         assert np.all(distance <= _floor(values, 1.0) + 10 * EPS), (seed, distance / EPS)
 
 
+def test_unverified_completeness_warns_but_returns() -> None:
+    """All pairs converged but maxiter ran out before the check for missing copies: scipy would
+    return, so eigsh returns, and passes on the solver's warning (pointing at the caller)."""
+    A = np.diag(np.concatenate([np.linspace(0.0, 1.0, 297), [5.0, 7.0, 9.0]]))
+    with pytest.warns(spectra.ConvergenceWarning, match="completeness not verified") as record:
+        values = spectra.eigsh(A, 3, which="LA", maxiter=1, seed=0, return_eigenvectors=False)
+    np.testing.assert_allclose(values, [5.0, 7.0, 9.0], rtol=100 * EPS)
+    assert record[0].filename == __file__
+
+
 def test_method_lobpcg_raises_when_it_runs_out() -> None:
     A, _ = random_symmetric(np.linspace(0.0, 1.0, 200), seed=5)
     with pytest.raises(ArpackNoConvergence, match=r"lobpcg: \d+ of 4 eigenpairs converged"):
