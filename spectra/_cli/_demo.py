@@ -240,7 +240,8 @@ def run_demo(args: argparse.Namespace) -> None:
         [
             "sharpness",
             f"lambda_max = {lam_max:.6g}: largest stable learning rate 2/lambda_max = "
-            f"{2 / lam_max:.4g}; trained with {args.lr:g}, {args.lr * lam_max / 2:.2f} of it",
+            f"{2 / lam_max:.4g}; trained with {args.lr:g} "
+            f"({args.lr * lam_max / 2:.2f} of the limit)",
         ],
         ["saddles", f"lambda_min = {lam_min:.4g}{curvature}"],
         [
@@ -258,7 +259,7 @@ def run_demo(args: argparse.Namespace) -> None:
         ["products", f"{products} Hessian-vector products; {timings}"],
         ["plot", str(figure.resolve())],
     ]
-    print(table(["", ""], summary, indent="").split("\n", 1)[1])
+    print(table(["", ""], summary, indent="", align="left").split("\n", 1)[1])
     print(f"\ndone in {time.perf_counter() - start:.1f} s")
 
 
@@ -367,26 +368,16 @@ def _plot(
 ) -> None:
     figure, ax = plt.subplots(figsize=(8, 4.5))
     rho.plot(ax, log=True)
+    ax.set_ylim(bottom=float(np.max(ax.get_lines()[0].get_ydata())) * 1e-6)
     ax.axvline(edge, color="0.5", linestyle="--", linewidth=1, label=f"bulk edge {edge:.3g}")
-    for i, value in enumerate(np.sort(largest)[::-1]):
-        outlier = value > edge
-        ax.axvline(
-            value,
-            color="tab:red" if outlier else "tab:orange",
-            linewidth=1,
-            alpha=0.8,
-            label=("outliers (Lanczos top 10)" if outlier else "top 10 (Lanczos)")
-            if i == 0
-            else None,
-        )
-    for i, value in enumerate(np.sort(smallest)):
-        ax.axvline(
-            value,
-            color="tab:green",
-            linewidth=1,
-            alpha=0.8,
-            label="bottom 3 (Lanczos)" if i == 0 else None,
-        )
+    labels = {
+        "tab:red": "outliers (Lanczos top 10)",
+        "tab:orange": "top 10, in the bulk",
+        "tab:green": "bottom 3 (Lanczos)",
+    }
+    marks = [("tab:red" if v > edge else "tab:orange", v) for v in largest]
+    for colour, value in [*marks, *(("tab:green", v) for v in smallest)]:
+        ax.axvline(value, color=colour, linewidth=1, alpha=0.8, label=labels.pop(colour, None))
     ax.set_title(f"Hessian spectrum of an MLP on digits ({framework}; SLQ density, log scale)")
     ax.legend(loc="upper right", fontsize="small")
     try:

@@ -13,14 +13,20 @@ from spectra._cli._errors import CLIError
 PLOT_TYPES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[str]], *, indent: str = "  ") -> str:
-    """Columns padded to their widest cell, numbers right-aligned."""
+def table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    indent: str = "  ",
+    align: str = "numbers right",
+) -> str:
+    """Columns padded to their widest cell, numbers right-aligned (``align="left"``: none)."""
     cells = [list(header), *[list(row) for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     lines = []
     for row in cells:
         parts = [
-            cell.rjust(width) if _numeric(cell) else cell.ljust(width)
+            cell.rjust(width) if align != "left" and _numeric(cell) else cell.ljust(width)
             for cell, width in zip(row, widths, strict=True)
         ]
         lines.append(indent + "  ".join(parts).rstrip())
