@@ -70,9 +70,9 @@ def probe_block(n: int) -> Any:
     return torch.as_tensor(np.random.default_rng(7).standard_normal((n, 3)))
 
 
-def solve(op: Any) -> dict[str, Any]:
+def solve(op: Any) -> dict[Any, Any]:
     """Every solver and estimator, seeded: what must agree across ranks and with one process."""
-    out: dict[str, Any] = {}
+    out: dict[Any, Any] = {}
     result = spectra.lanczos(op, k=2, seed=0, tol=1e-8)
     out["lanczos"] = (result.eigenvalues, result.eigenvectors, result.n_matvec)
     result = spectra.lobpcg(op, k=2, seed=0, tol=1e-6, maxiter=100)
@@ -93,7 +93,7 @@ def free_port() -> int:
 
 def _entry(target: Callable[[int, int], Any], rank: int, world: int, port: int, out: Path) -> None:
     os.environ["GLOO_SOCKET_IFNAME"] = "lo"
-    result: dict[str, Any]
+    result: dict[Any, Any]
     try:
         dist.init_process_group(
             "gloo",
@@ -111,7 +111,7 @@ def _entry(target: Callable[[int, int], Any], rank: int, world: int, port: int, 
     os._exit(0)
 
 
-def launch(target: Callable[[int, int], Any], world: int, out: Path) -> list[dict[str, Any]]:
+def launch(target: Callable[[int, int], Any], world: int, out: Path) -> list[dict[Any, Any]]:
     """Fork ``world`` ranks running ``target(rank, world)``; what each returned or raised."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -137,23 +137,23 @@ def launch(target: Callable[[int, int], Any], world: int, out: Path) -> list[dic
         torch.set_num_threads(threads)
 
 
-def _load(path: Path) -> dict[str, Any]:
+def _load(path: Path) -> dict[Any, Any]:
     assert path.exists(), f"{path.name} died without reporting"
     return torch.load(path, weights_only=False)
 
 
-def ok(report: dict[str, Any]) -> Any:
+def ok(report: dict[Any, Any]) -> Any:
     assert "ok" in report, report.get("traceback")
     return report["ok"]
 
 
 # -- what every rank runs, in one process group ------------------------------------------------
-def scenarios(rank: int, world: int) -> dict[str, Any]:
+def scenarios(rank: int, world: int) -> dict[Any, Any]:
     model = make_model()
     X, y = spectra_torch.shard(make_data())
     local = batches(X, y)
     group = dist.group.WORLD
-    out: dict[str, Any] = {"shard": len(X)}
+    out: dict[Any, Any] = {"shard": len(X)}
     for kind in OPERATORS:
         op = make_operator(kind, model, local, process_group=group)
         out[kind, "product"] = op.matmat(probe_block(op.shape[0]))
@@ -211,7 +211,7 @@ def raised(run: Callable[[], Any]) -> str | None:
     return None
 
 
-def ddp_cases(model: Any, local: Any, n: int) -> dict[str, Any]:
+def ddp_cases(model: Any, local: Any, n: int) -> dict[Any, Any]:
     ddp = torch.nn.parallel.DistributedDataParallel(model)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -229,10 +229,10 @@ def ddp_cases(model: Any, local: Any, n: int) -> dict[str, Any]:
 
 # -- single-process references, built here -----------------------------------------------------
 @pytest.fixture(scope="module")
-def reference() -> dict[str, Any]:
+def reference() -> dict[Any, Any]:
     model = make_model()
     data = batches(*make_data())
-    out: dict[str, Any] = {}
+    out: dict[Any, Any] = {}
     for kind in OPERATORS:
         op = make_operator(kind, model, data)
         out[kind, "product"] = op.matmat(probe_block(op.shape[0]))
@@ -242,7 +242,7 @@ def reference() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module", params=[2, 3], ids=["2ranks", "3ranks"])
-def ranks(request: Any, tmp_path_factory: Any) -> list[dict[str, Any]]:
+def ranks(request: Any, tmp_path_factory: Any) -> list[dict[Any, Any]]:
     out = tmp_path_factory.mktemp(f"ranks{request.param}")
     return [ok(report) for report in launch(scenarios, request.param, out)]
 
@@ -264,14 +264,14 @@ def bitwise_equal(a: Any, b: Any) -> bool:
 
 
 # -- tests ---------------------------------------------------------------------------------------
-def test_shards_are_unequal_and_cover_the_data(ranks: list[dict[str, Any]]) -> None:
+def test_shards_are_unequal_and_cover_the_data(ranks: list[dict[Any, Any]]) -> None:
     sizes = [r["shard"] for r in ranks]
     assert sum(sizes) == N_SAMPLES and len(set(sizes)) > 1
 
 
 @pytest.mark.parametrize("kind", OPERATORS)
 def test_products_equal_the_single_process_product(
-    ranks: list[dict[str, Any]], reference: dict[str, Any], kind: str
+    ranks: list[dict[Any, Any]], reference: dict[Any, Any], kind: str
 ) -> None:
     for what in ("product", "vector"):
         expected = reference[kind, what]
@@ -283,21 +283,21 @@ def test_products_equal_the_single_process_product(
 
 @pytest.mark.parametrize("kind", OPERATORS)
 def test_products_are_bitwise_identical_on_every_rank(
-    ranks: list[dict[str, Any]], kind: str
+    ranks: list[dict[Any, Any]], kind: str
 ) -> None:
     for report in ranks[1:]:
         assert torch.equal(report[kind, "product"], ranks[0][kind, "product"])
         assert torch.equal(report[kind, "vector"], ranks[0][kind, "vector"])
 
 
-def test_exactly_one_all_reduce_per_matmat(ranks: list[dict[str, Any]]) -> None:
+def test_exactly_one_all_reduce_per_matmat(ranks: list[dict[Any, Any]]) -> None:
     for report in ranks:
         assert report["calls"] == [(1, 1), (3, 1), (2, 1), (1, 1)]
 
 
 @pytest.mark.parametrize("solver", ["lanczos", "lobpcg", "trace", "slq"])
 def test_solvers_identical_across_ranks_and_equal_to_one_process(
-    ranks: list[dict[str, Any]], reference: dict[str, Any], solver: str
+    ranks: list[dict[Any, Any]], reference: dict[Any, Any], solver: str
 ) -> None:
     for report in ranks[1:]:
         assert bitwise_equal(report["solvers"][solver], ranks[0]["solvers"][solver])
@@ -315,14 +315,14 @@ def test_solvers_identical_across_ranks_and_equal_to_one_process(
             np.testing.assert_allclose(np.asarray(value), np.asarray(want), rtol=1e-9, atol=1e-12)
 
 
-def test_ranks_called_with_different_seeds_all_raise(ranks: list[dict[str, Any]]) -> None:
+def test_ranks_called_with_different_seeds_all_raise(ranks: list[dict[Any, Any]]) -> None:
     for report in ranks:
         assert report["diverged"] is not None and "DivergedError" in report["diverged"]
         assert "seed=" in report["diverged"]
 
 
 def test_a_rank_that_raises_in_its_product_makes_every_rank_raise(
-    ranks: list[dict[str, Any]],
+    ranks: list[dict[Any, Any]],
 ) -> None:
     *others, last = ranks
     assert last["rank_failed"] == "ValueError: this rank's data is broken"
@@ -335,7 +335,7 @@ def test_a_rank_that_raises_in_its_product_makes_every_rank_raise(
 
 
 def test_ddp_model_is_unwrapped_with_a_warning_and_reduced_over_its_group(
-    ranks: list[dict[str, Any]], reference: dict[str, Any]
+    ranks: list[dict[Any, Any]], reference: dict[Any, Any]
 ) -> None:
     expected = reference["hessian", "product"]
     for report in ranks:
@@ -405,7 +405,7 @@ def test_shard_rejects_bad_input(data: Any, kwargs: Any, error: type, match: str
         spectra_torch.shard(data, **kwargs)
 
 
-def test_a_process_group_that_is_not_one_raises(ranks: list[dict[str, Any]]) -> None:
+def test_a_process_group_that_is_not_one_raises(ranks: list[dict[Any, Any]]) -> None:
     for report in ranks:
         assert report["bad_group"] is not None
         assert report["bad_group"].startswith("TypeError: process_group must be")
