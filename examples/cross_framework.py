@@ -20,13 +20,14 @@ import numpy as np
 
 
 def models(torch: Any) -> dict[str, Any]:
-    """The torch models, float64, with seeded random weights."""
+    """The torch models, float64, seeded random weights; both have 703 parameters, so that the
+    solvers' array operations on JAX compile once for the two (JAX compiles per shape)."""
     nn = torch.nn
     torch.manual_seed(0)
-    mlp = nn.Sequential(nn.Linear(64, 16), nn.LayerNorm(16), nn.GELU(), nn.Linear(16, 10)).double()
+    mlp = nn.Sequential(nn.Linear(64, 9), nn.LayerNorm(9), nn.GELU(), nn.Linear(9, 10)).double()
     torch.manual_seed(1)
     cnn = nn.Sequential(
-        nn.Conv2d(1, 4, 3), nn.Tanh(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10)
+        nn.Conv2d(1, 7, 3, stride=2, bias=False), nn.Tanh(), nn.Flatten(), nn.Linear(63, 10)
     ).double()
     return {"mlp": mlp, "cnn": cnn}
 

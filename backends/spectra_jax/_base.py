@@ -22,6 +22,7 @@ and the terms fit ``memory_budget`` (:func:`spectra._curvature.use_cache`).
 
 from __future__ import annotations
 
+import itertools
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -163,9 +164,13 @@ class CurvatureOperator(LinearOperator):
     def _matmat(self, X: jax.Array) -> jax.Array:
         if self.mode == "auto" and not self.timings:
             self._decide(X)
-        return _curvature.weighted_mean(
-            (self._product(entry, X), entry) for entry in self._cache.terms(self._build)
-        )
+        terms = self._cache.terms(self._build)
+        first = next(terms)
+        second = next(terms, None)
+        if second is None and first.weight == first.count:  # one batch of a mean loss
+            return self._product(first, X)
+        entries = itertools.chain([first] if second is None else [first, second], terms)
+        return _curvature.weighted_mean((self._product(entry, X), entry) for entry in entries)
 
     def _product(self, entry: WeightedTerm, X: jax.Array) -> jax.Array:
         """The batch's product with ``X``, by column blocks of power-of-two widths.
@@ -220,9 +225,13 @@ class CurvatureOperator(LinearOperator):
     def _to_device(self, batch: Batch) -> Batch:
         if self._placement is not None:
             return self._placement.batch(batch, is_array)
-        return jax.tree_util.tree_map(
-            lambda x: jax.device_put(x, self.device) if is_array(x) else x, batch
-        )
+
+        def move(x: Any) -> Any:
+            if isinstance(x, jax.Array) and x.devices() == {self.device}:
+                return x  # already there: skip device_put's dispatch on every recomputed pass
+            return jax.device_put(x, self.device) if is_array(x) else x
+
+        return jax.tree_util.tree_map(move, batch)
 
     def _free_memory(self) -> int:
         device = min(self.theta.devices(), key=lambda d: d.id)
