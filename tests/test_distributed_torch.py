@@ -32,6 +32,7 @@ import spectra_torch  # noqa: E402
 import spectra  # noqa: E402
 
 N_SAMPLES, BATCH = 23, 6
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "distributed_hessian.py"
 GROUP_TIMEOUT = 30.0  # seconds: the bound on how long a rank may wait for a dead peer
 OPERATORS = ("hessian", "hessian_recompute", "ggn", "empirical_fisher")
 
@@ -365,6 +366,52 @@ def test_a_rank_that_dies_makes_the_others_raise_before_the_group_timeout(tmp_pa
     survivor = ok(reports[0])
     assert survivor["error"] is not None
     assert survivor["seconds"] < GROUP_TIMEOUT
+
+
+def _example_entry(rank: int, world: int, port: int, out: Path) -> None:
+    """The example as torchrun runs it: the environment names the rank and the rendezvous."""
+    import contextlib
+    import io
+    import runpy
+    import sys
+
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world)
+    )
+    sys.argv = ["distributed_hessian.py", "--samples", "120", "--k", "2"]
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            runpy.run_path(str(EXAMPLE), run_name="__main__")
+        result: dict[Any, Any] = {"ok": printed.getvalue()}
+    except BaseException as error:  # reported to the parent
+        result = {"error": error, "traceback": traceback.format_exc()}
+    torch.save(result, out / f"rank{rank}.pt")
+    os._exit(0)
+
+
+@pytest.mark.slow
+def test_the_torchrun_example_runs_on_two_ranks(tmp_path: Path) -> None:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        context = multiprocessing.get_context("fork")
+        port = free_port()
+        procs = [
+            context.Process(target=_example_entry, args=(rank, 2, port, tmp_path))
+            for rank in range(2)
+        ]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(4 * GROUP_TIMEOUT)
+            assert not proc.is_alive(), "the example hung"
+    finally:
+        torch.set_num_threads(threads)
+    printed = [ok(_load(tmp_path / f"rank{rank}.pt")) for rank in range(2)]
+    assert "2 ranks, 120 samples (60 here)" in printed[0]
+    assert "converged: [True, True]" in printed[0]
+    assert printed[1] == ""
 
 
 # -- without processes -------------------------------------------------------------------------
