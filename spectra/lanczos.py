@@ -63,9 +63,9 @@ __all__ = ["lanczos"]
 # Rows of the basis updated together during a restart: bounds the temporary to this many
 # entries per basis vector, so the restart needs no second copy of the basis.
 _RESTART_CHUNK = 1 << 16
-# The Lanczos relation reproduces a residual to about sqrt(m) eps ||A|| plus the operator's own
-# rounding; relation residuals are reported when they clear the threshold by this many times
-# sqrt(m) eps ||A||, and recomputed with the operator otherwise.
+# The decomposition reproduces a residual and a Ritz value to about sqrt(m) eps ||A|| per cycle
+# (restarts add their rounding) plus the operator's own; its values are reported when they clear
+# the threshold by this many times sqrt(m * cycles) eps ||A||, and recomputed otherwise.
 _RELATION_MARGIN = 10.0
 
 Action = Literal["expand", "restart", "verify", "done"]
@@ -591,9 +591,9 @@ def _finish(
 ) -> EigenResult:
     """Form the wanted Ritz vectors and report them through :func:`spectra.results.eigen_result`.
 
-    The decomposition gives each residual up to rounding (about ``sqrt(m) eps ||A||`` plus the
-    operator's own). When every wanted bound clears its threshold by
-    :data:`_RELATION_MARGIN` times that, those residuals are reported; otherwise (a tight
+    The decomposition gives each residual and value up to rounding (about ``sqrt(m) eps ||A||``
+    per cycle plus the operator's own). When every wanted bound clears its threshold by
+    :data:`_RELATION_MARGIN` times that, those are reported; otherwise (a tight
     ``tol``, unconverged pairs, or an invariant subspace whose neglected ``beta`` the
     decomposition leaves out) the true residuals are computed with one block product.
     """
@@ -612,7 +612,7 @@ def _finish(
     del basis
     others = np.setdiff1d(np.arange(status.values.shape[0]), wanted)
     values, residuals = status.values[wanted], status.residuals[wanted]
-    margin = _RELATION_MARGIN * np.sqrt(rows) * state.eps * state.norm
+    margin = _RELATION_MARGIN * np.sqrt(rows * cycles) * state.eps * state.norm
     limit = thresholds(values, tol=settings.tol, norm=state.norm, eps=state.eps)
     n_matvec, norm = state.n_matvec, state.norm
     if state.n_breakdowns > 0 or not np.all(status.bounds[wanted] + margin <= limit):
