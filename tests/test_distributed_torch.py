@@ -458,6 +458,31 @@ def test_a_process_group_that_is_not_one_raises(ranks: list[dict[Any, Any]]) -> 
         assert report["bad_group"].startswith("TypeError: process_group must be")
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("world", [2, 3, 8, 64])
+def test_the_fingerprint_flags_different_blocks_and_never_equal_ones(
+    dtype: Any, world: int
+) -> None:
+    """The spread rule on sums formed in the block's dtype, as an all-reduce forms them."""
+    from spectra_torch.distributed import DivergedError, _check_same_block, _fingerprint
+
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        n, b = int(rng.integers(1, 500)), int(rng.integers(1, 4))
+        blocks = [torch.as_tensor(rng.standard_normal((n, b)), dtype=dtype) for _ in range(world)]
+        same = [_fingerprint(blocks[0])] * world
+        different = [_fingerprint(block) for block in blocks]
+        for prints, diverged in ((same, False), (different, True)):
+            total, squares = torch.zeros((), dtype=dtype), torch.zeros((), dtype=dtype)
+            for c in prints:
+                total, squares = total + c, squares + c * c
+            if diverged:
+                with pytest.raises(DivergedError, match="seed="):
+                    _check_same_block(float(total), float(squares), world, dtype)
+            else:
+                _check_same_block(float(total), float(squares), world, dtype)
+
+
 def test_process_group_without_torch_distributed_raises() -> None:
     X, y = make_data()
     with pytest.raises(RuntimeError, match="not initialised"):
