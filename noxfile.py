@@ -31,12 +31,65 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff (style, imports) and mypy (types) over the packages."""
-    session.install("torch==2.13.0")
-    session.install(".[test,torch,jax,plot,progress]", "ruff", "mypy", *CONSTRAINTS)
-    session.run("ruff", "check", "spectra", "backends", "tests", "benchmarks", "noxfile.py")
+    """ruff (style, imports) with ruff alone, then mypy (types) over the packages.
+
+    ruff needs nothing installed, so it runs first and fails fast. mypy needs torch and JAX
+    importable: without them it reports false errors in spectra_torch and checks none of the
+    adapters' calls into the frameworks, so they are installed for it (from pip's cache when
+    the tests session ran first).
+    """
+    session.install("ruff")
+    session.run(
+        "ruff", "check", "spectra", "backends", "tests", "benchmarks", "examples", "noxfile.py"
+    )
     session.run("ruff", "format", "--check", "spectra", "backends")
+    session.install("torch==2.13.0")
+    session.install(".[test,torch,jax,plot,progress]", "mypy", *CONSTRAINTS)
     session.run("mypy")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site (MkDocs Material, API reference by mkdocstrings) into site/,
+    every warning an error. Reads the sources statically: no framework is installed."""
+    session.install(".[docs]", *CONSTRAINTS)
+    session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
+
+
+# Run by `nox -s benchmarks`; gpu_validate.py needs a GPU (`nox -s gpu`).
+BENCHMARKS = (
+    "benchmarks/lanczos_vs_arpack.py",
+    "benchmarks/lobpcg_vs_peers.py",
+    "benchmarks/estimators_vs_peers.py",
+    "benchmarks/stderr_coverage.py",
+    "benchmarks/torch_vs_peers.py",
+    "benchmarks/jax_vs_peers.py",
+    "benchmarks/distributed.py",
+)
+
+
+@nox.session
+def benchmarks(session: nox.Session) -> None:
+    """Every benchmark side by side with its peers, tables written to docs/benchmarks.md.
+
+    The peers: hessian-eigenthings, PyHessian, matfree, and curvlinops-for-pytorch with
+    --no-deps (its requirements would replace the pinned torch). Takes hours on two cores;
+    give script paths after ``--`` to run a subset.
+    """
+    session.install("torch==2.13.0")
+    session.install(".[test,torch,jax,plot,progress]", *CONSTRAINTS)
+    session.install("hessian-eigenthings", "pyhessian", "matfree", *CONSTRAINTS)
+    # curvlinops' requirements pull backpack-for-pytorch, which requires torchvision; its
+    # modules import only these (checked: HessianLinearOperator, trace, papyan2020traces).
+    session.install("--no-deps", "curvlinops-for-pytorch", "einops", "einconv", "linear_operator")
+    session.install("jaxtyping", "mpmath", *CONSTRAINTS)
+    session.run(
+        "python",
+        "benchmarks/report.py",
+        "--out",
+        "docs/benchmarks.md",
+        *(session.posargs or BENCHMARKS),
+    )
 
 
 @nox.session

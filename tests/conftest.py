@@ -91,19 +91,17 @@ BACKEND_NAMES = list(_FACTORIES)
 @pytest.fixture(params=BACKEND_NAMES)
 def backend(request: pytest.FixtureRequest) -> Backend:
     """Each backend in turn; CuPy skips without a GPU, the others are required in CI."""
-    factory, available = _FACTORIES[request.param]
-    if not available():
-        if request.param == "cupy":
-            pytest.skip("CuPy needs a CUDA GPU")
-        pytest.fail(f"backend {request.param} is not installed; install spectra[test,torch,jax]")
-    return factory()
+    return get_backend(request.param)
 
 
 def get_backend(name: str) -> Backend:
-    """A backend by name, for tests parametrised by hand (e.g. inside hypothesis)."""
+    """A backend by name, for tests parametrised by hand (e.g. inside hypothesis). CuPy skips
+    without a GPU; a missing CPU backend fails, so CI cannot silently test fewer backends."""
     factory, available = _FACTORIES[name]
     if not available():
-        pytest.skip(f"backend {name} unavailable")
+        if name == "cupy":
+            pytest.skip("CuPy needs a CUDA GPU")
+        pytest.fail(f"backend {name} is not installed; install spectra-linalg[test,torch,jax]")
     return factory()
 
 

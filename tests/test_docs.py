@@ -28,7 +28,9 @@ def test_code_blocks_run(page: Path) -> None:
 
 
 def test_every_page_has_a_running_example() -> None:
-    assert all(BLOCK.search(page.read_text()) for page in PAGES if page.name != "index.md")
+    # index.md is a table of contents; benchmarks.md holds tables written by `nox -s benchmarks`.
+    generated = {"index.md", "benchmarks.md"}
+    assert all(BLOCK.search(page.read_text()) for page in PAGES if page.name not in generated)
 
 
 def _modules() -> list[str]:

@@ -193,7 +193,7 @@ def test_cupyx_object_without_cupy_names_the_extra() -> None:
     )
     assert completed.returncode == 0, completed.stderr
     assert "ImportError:" in completed.stdout, completed.stdout
-    assert "spectra_cupy" in completed.stdout and "spectra[cupy]" in completed.stdout
+    assert "spectra_cupy" in completed.stdout and "spectra-linalg[cupy]" in completed.stdout
 
 
 def test_spectra_cupy_without_cupy_names_the_extra() -> None:
@@ -220,4 +220,4 @@ def test_spectra_cupy_without_cupy_names_the_extra() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
     )
     assert completed.returncode == 0, completed.stderr
-    assert "not installed" in completed.stdout and "spectra[cupy]" in completed.stdout
+    assert "not installed" in completed.stdout and "spectra-linalg[cupy]" in completed.stdout

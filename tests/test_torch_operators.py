@@ -484,7 +484,6 @@ def test_lanczos_extremes_match_dense_eigh(name: str, which: str) -> None:
     assert bool(result.converged.all())
 
 
-@pytest.mark.skipif(not hasattr(spectra, "lobpcg"), reason="spectra.lobpcg not available yet")
 @pytest.mark.parametrize("which", ["LA", "SA"])
 def test_lobpcg_extremes_match_dense_eigh(which: str) -> None:
     op = st.HessianOperator(cnn(), ce(), images(128))

@@ -19,11 +19,11 @@ except ImportError as error:
     if getattr(error, "name", None) in ("cupy", "cupyx"):
         raise ImportError(
             "spectra_cupy needs CuPy, which is not installed; install the extra: "
-            "pip install 'spectra[cupy]' (the cupy-cuda12x wheel)"
+            "pip install 'spectra-linalg[cupy]' (the cupy-cuda12x wheel)"
         ) from error
     raise ImportError(
         f"spectra_cupy needs CuPy, which is installed but failed to load ({error}); the extra "
-        "'spectra[cupy]' installs cupy-cuda12x, which also needs the CUDA 12 libraries "
+        "'spectra-linalg[cupy]' installs cupy-cuda12x, which also needs the CUDA 12 libraries "
         "(pip install 'cupy-cuda12x[ctk]') and a driver"
     ) from error
 

@@ -8,6 +8,16 @@
 (15, 15)
 """
 
+try:
+    import jax  # noqa: F401
+except ImportError as error:  # name the extra instead of a bare "No module named 'jax'"
+    if getattr(error, "name", None) not in ("jax", "jaxlib"):
+        raise
+    raise ImportError(
+        "spectra_jax needs JAX, which is not installed; install the extra: "
+        "pip install 'spectra-linalg[jax]'"
+    ) from error
+
 from spectra_jax._base import CurvatureOperator
 from spectra_jax._torch import from_torch
 from spectra_jax.fisher import EmpiricalFisherOperator, FisherOperator

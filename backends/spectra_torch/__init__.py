@@ -8,6 +8,16 @@
 (23, 23)
 """
 
+try:
+    import torch  # noqa: F401
+except ImportError as error:  # name the extra instead of a bare "No module named 'torch'"
+    if getattr(error, "name", None) not in ("torch", "jaxlib"):
+        raise
+    raise ImportError(
+        "spectra_torch needs PyTorch, which is not installed; install the extra: "
+        "pip install 'spectra-linalg[torch]'"
+    ) from error
+
 from spectra_torch._base import CurvatureOperator
 from spectra_torch.distributed import shard
 from spectra_torch.fisher import EmpiricalFisherOperator, FisherOperator
