@@ -29,6 +29,8 @@ def progress_bar(enabled: bool, *, total: int, desc: str, unit: str) -> Iterator
     try:
         from tqdm.auto import tqdm
     except ImportError as error:  # pragma: no cover - tqdm is a declared dependency of [progress]
-        raise ImportError("progress=True needs tqdm: pip install 'spectra-linalg[progress]'") from error
+        raise ImportError(
+            "progress=True needs tqdm: pip install 'spectra-linalg[progress]'"
+        ) from error
     with tqdm(total=total, desc=desc, unit=unit) as bar:
         yield bar

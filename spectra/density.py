@@ -82,7 +82,9 @@ class _Plottable:
         try:
             import matplotlib.pyplot as plt
         except ImportError as error:  # pragma: no cover - matplotlib is a declared extra
-            raise ImportError("plot() needs matplotlib: pip install 'spectra-linalg[plot]'") from error
+            raise ImportError(
+                "plot() needs matplotlib: pip install 'spectra-linalg[plot]'"
+            ) from error
         x = self._plot_grid() if grid is None else _as_host_grid(grid)
         y = self.density(x)
         if ax is None:
