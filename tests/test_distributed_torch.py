@@ -411,6 +411,7 @@ def test_the_torchrun_example_runs_on_two_ranks(tmp_path: Path) -> None:
     printed = [ok(_load(tmp_path / f"rank{rank}.pt")) for rank in range(2)]
     assert "2 ranks, 120 samples (60 here)" in printed[0]
     assert "converged: [True, True]" in printed[0]
+    assert "agrees with one process on all the data" in printed[0]
     assert printed[1] == ""
 
 
