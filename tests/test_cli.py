@@ -15,6 +15,7 @@ import scipy.io
 import scipy.linalg
 import scipy.sparse
 
+import spectra
 from spectra._cli import main
 from tests.conftest import random_symmetric
 
@@ -287,3 +288,26 @@ def test_python_dash_m_and_console_script_agree() -> None:
     )
     assert completed.returncode == 2
     assert completed.stderr == "spectra eigs: error: missing.mtx: no such file\n"
+
+
+@pytest.mark.parametrize("n", [300, 1000])
+@pytest.mark.parametrize("seed", range(8))
+def test_demo_bulk_edge_separates_bulk_from_outliers(n: int, seed: int) -> None:
+    """The demo's outlier rule (nodes standing for at least one eigenvalue form the bulk) puts
+    the edge between a uniform bulk in [0, 1] and three isolated eigenvalues, on a family."""
+    from spectra._cli._demo import SLQ_PROBES, SLQ_STEPS, bulk_edge
+
+    values = np.concatenate([np.linspace(0.0, 1.0, n - 3), [2.0, 3.0, 4.0]])
+    A, _ = random_symmetric(values, seed=seed)
+    rho = spectra.slq((A + A.T) / 2, num_probes=SLQ_PROBES, num_steps=SLQ_STEPS, seed=seed)
+    edge = bulk_edge(rho)
+    assert 0.8 <= edge < 2.0, edge
+
+
+def test_demo_without_torch_names_the_extra(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)
+    code, out, err = run(capsys, "demo", "--out", str(tmp_path))
+    assert code == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "needs torch, which is not installed" in err and "spectra-linalg[demo]" in err

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
@@ -14,10 +15,9 @@ from spectra._cli._errors import CLIError
 def check_available() -> None:
     """Raise ImportError (naming the module) unless JAX, the adapter and tqdm import; a
     CLIError when this version of the adapter has no Hessian operator."""
-    import jax  # noqa: F401
-    import spectra_jax
-    import tqdm  # noqa: F401
-
+    for name in ("jax", "tqdm"):  # the framework first: its absence is named
+        importlib.import_module(name)
+    spectra_jax = importlib.import_module("spectra_jax")
     if not hasattr(spectra_jax, "HessianOperator"):
         raise CLIError("--backend jax is not available yet: spectra_jax has no HessianOperator")
 

@@ -4,6 +4,7 @@ operator's code path)."""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
@@ -13,9 +14,8 @@ from spectra._cli._demo import HIDDEN, Digits, Trained
 
 def check_available() -> None:
     """Raise ImportError (naming the module) unless torch, the adapter and tqdm import."""
-    import spectra_torch  # noqa: F401
-    import torch  # noqa: F401
-    import tqdm  # noqa: F401
+    for name in ("torch", "tqdm", "spectra_torch"):  # the framework first: its absence is named
+        importlib.import_module(name)
 
 
 def train(digits: Digits, *, steps: int, lr: float, progress: bool) -> Trained:
