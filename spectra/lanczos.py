@@ -68,6 +68,11 @@ _RESTART_CHUNK = 1 << 16
 # the threshold by this many times sqrt(m * cycles) eps ||A||, and recomputed otherwise.
 _RELATION_MARGIN = 10.0
 
+# A pair is locked once its residual is this many times inside its threshold (or at the rounding
+# level): a locked vector's residual stays coupled to the active ones, and must not keep a copy
+# of its own eigenvalue in the active space from converging.
+_LOCK_MARGIN = 10.0
+
 Action = Literal["expand", "restart", "verify", "done"]
 
 
@@ -130,6 +135,11 @@ def lanczos(
     check_callback(callback)
     if not isinstance(verify, bool):
         raise TypeError(f"verify must be True or False; got {verify!r}")
+    if verify and k + 2 > ncv < n:
+        raise ValueError(
+            f"verify=True locks the k={k} wanted pairs and needs two more rows: ncv >= k + 2; "
+            f"got ncv={ncv} (or pass verify=False)"
+        )
     if ncv + 1 > n:
         return dense_eigensolve(op, k, which=which, tol=tol, method="lanczos")
     rng = make_rng(seed)
@@ -198,7 +208,7 @@ class _Status:
     residuals: np.ndarray
     bounds: np.ndarray
     converged: np.ndarray
-    lockable: np.ndarray  # residual itself within the threshold: the vector is accurate too
+    lockable: np.ndarray  # residual well within the threshold: the vector is accurate too
     wanted: np.ndarray  # indices into ``values``, most wanted first
 
 
@@ -321,7 +331,10 @@ def _assess(state: _Krylov, rows: int, settings: _Settings) -> _Status:
         residuals=residuals,
         bounds=bounds,
         converged=bounds <= limit,
-        lockable=residuals <= limit,
+        lockable=residuals
+        <= np.maximum(
+            limit / _LOCK_MARGIN, _RELATION_MARGIN * np.sqrt(rows) * state.eps * state.norm
+        ),
         wanted=select_wanted(values, settings.which, settings.k),
     )
 
@@ -351,8 +364,9 @@ def _decide(state: _Krylov, status: _Status, settings: _Settings, *, full: bool)
 
     - ``"done"``: the wanted pairs have converged and either completeness is not asked for, or a
       verify phase confirmed the values it set out to confirm;
-    - ``"verify"``: the wanted pairs have converged: lock them and look for missing copies from
-      a fresh vector;
+    - ``"verify"``: the wanted pairs have converged and their vectors too (residuals within the
+      threshold, so they can be locked): lock them and look for missing copies from a fresh
+      vector;
     - ``"restart"``: the basis is full;
     - ``"expand"``: keep going.
 
@@ -368,7 +382,7 @@ def _decide(state: _Krylov, status: _Status, settings: _Settings, *, full: bool)
     )
     if not settings.verify or (unchanged and _confirmed(state, status, settings.which)):
         return "done"
-    if unchanged:
+    if unchanged or not np.all(status.lockable[status.wanted]):
         return "restart" if full else "expand"
     return "verify"
 
@@ -376,14 +390,12 @@ def _decide(state: _Krylov, status: _Status, settings: _Settings, *, full: bool)
 def _confirmed(state: _Krylov, status: _Status, which: str) -> bool:
     """Whether a verify phase with unchanged wanted values is over (each end for ``"BE"``).
 
-    It is once the fresh space's best value at the end is no better than the least wanted value
-    there and either has converged (a further copy of that boundary value leaves the list
-    unchanged) or is resolved from it: its residual, which bounds its distance to an
-    eigenvalue of the deflated operator, is under half its distance to the boundary. A missing
-    copy would pull that best value past the boundary (the fresh start has a component along
-    it), so the test asks for accuracy relative to the gap, not to ``tol`` (Kuczynski &
-    Wozniakowski, "Estimating the largest eigenvalue by the power and Lanczos algorithms with a
-    random start", SIAM J. Matrix Anal. Appl. 13, 1992).
+    It is once the fresh space's best value at the end has converged and is no better than the
+    least wanted value there (a further copy of that boundary value leaves the list unchanged).
+    A missing copy would be that best value: the fresh start has a component along it, and a
+    Krylov space finds the extreme eigenvalue of the deflated operator first. Asking only for a
+    residual small relative to the gap to the boundary is not enough: an interior Ritz value
+    can meet that while the extreme one is still forming (seen on 2-D grid Laplacians).
     """
     active = np.arange(state.n_locked, status.values.shape[0])
     if active.shape[0] == 0:
@@ -409,9 +421,7 @@ def _end_confirmed(status: _Status, active: np.ndarray, wanted: np.ndarray, whic
     best = active[preference_order(status.values[active], which)[0]]
     score = _score(status.values, which)
     margin = float(np.min(score[wanted])) - float(score[best])
-    if margin < -status.residuals[best]:
-        return False
-    return bool(status.converged[best] or status.residuals[best] <= margin / 2)
+    return bool(status.converged[best] and margin >= -status.bounds[best])
 
 
 def _unchanged(
@@ -467,10 +477,11 @@ def _restart(
     the quadratic bound alone has a vector still off by about ``r / gap``, and deflating it
     would leave that component for the active space to find again (a ghost copy).
 
-    With ``fresh`` (a verify phase begins) every wanted pair is locked, no other Ritz vector is
-    kept and the expansion continues from a random vector orthogonal to the locked ones.
-    Returns the index of the first row to expand.
+    With ``fresh`` a verify phase begins instead (:func:`_fresh_restart`). Returns the index of
+    the first row to expand.
     """
+    if fresh:
+        return _fresh_restart(op, state, status, rows=rows, rng=rng)
     ritz, n_locked = status.ritz, state.n_locked
     wanted_active = [int(w) - n_locked for w in status.wanted if w >= n_locked]
     room_for_locks = max(settings.ncv - 2 - n_locked, 0)
@@ -482,40 +493,61 @@ def _restart(
         if int(a) not in locking and int(a) not in unconverged
     ]
     new_locked = n_locked + len(locking)
-    n_keep = (
-        0
-        if fresh
-        else _adaptive_keep(
-            ritz.values[order],
-            settings.which,
-            at_least=max(len(unconverged), 1),
-            room=settings.ncv - new_locked,
-        )
+    n_keep = _adaptive_keep(
+        ritz.values[order],
+        settings.which,
+        at_least=max(len(unconverged), 1),
+        room=settings.ncv - new_locked,
     )
     kept = order[:n_keep]
     _rotate_basis(op, state, ritz.vectors[:, locking + kept], first=n_locked, stop=rows)
     residual_row = new_locked + n_keep
-    next_row = _fresh_vector(op, state.V[:residual_row, :], rng) if fresh else state.V[rows, :]
     state.V = set_block(
-        state.V, (slice(residual_row, residual_row + 1), slice(None)), next_row[None, :]
+        state.V, (slice(residual_row, residual_row + 1), slice(None)), state.V[rows : rows + 1, :]
     )
     G = np.zeros_like(state.G)
     chosen = np.arange(n_locked, residual_row)
     G[:n_locked, chosen] = state.G[:n_locked, n_locked:rows] @ ritz.vectors[:, locking + kept]
     G[chosen, chosen] = ritz.values[locking + kept]
-    if not fresh:
-        coupling = state.G[rows, n_locked:rows] @ ritz.vectors[:, kept]
-        G[residual_row, new_locked:residual_row] = coupling
-        G[new_locked:residual_row, residual_row] = coupling.conj()
+    coupling = state.G[rows, n_locked:rows] @ ritz.vectors[:, kept]
+    G[residual_row, new_locked:residual_row] = coupling
+    G[new_locked:residual_row, residual_row] = coupling.conj()
     state.G = G
     state.locked_values = np.concatenate([state.locked_values, ritz.values[locking]])
     state.locked_residuals = np.concatenate([state.locked_residuals, ritz.residuals[locking]])
     state.n_locked = new_locked
-    if fresh:
-        state.phase = "verify"
-        state.phase_matvecs = 0
-        state.verified_values = np.sort(status.values[status.wanted])
     return residual_row
+
+
+def _fresh_restart(
+    op: LinearOperator, state: _Krylov, status: _Status, *, rows: int, rng: np.random.Generator
+) -> int:
+    """Begin a verify phase: the basis keeps exactly the wanted pairs, all locked (locked pairs no
+    longer wanted leave it), and the expansion continues from a random vector orthogonal to them.
+    """
+    n_locked, wanted = state.n_locked, np.sort(status.wanted)
+    coefficients = np.zeros((rows, wanted.shape[0]), dtype=state.G.dtype)
+    for column, index in enumerate(wanted):
+        if index < n_locked:
+            coefficients[index, column] = 1.0
+        else:
+            coefficients[n_locked:rows, column] = status.ritz.vectors[:, index - n_locked]
+    _rotate_basis(op, state, coefficients, first=0, stop=rows)
+    p = wanted.shape[0]
+    state.V = set_block(
+        state.V,
+        (slice(p, p + 1), slice(None)),
+        _fresh_vector(op, state.V[:p, :], rng)[None, :],
+    )
+    state.G = np.zeros_like(state.G)
+    state.G[np.arange(p), np.arange(p)] = status.values[wanted]
+    state.locked_values = status.values[wanted]
+    state.locked_residuals = status.residuals[wanted]
+    state.n_locked = p
+    state.phase = "verify"
+    state.phase_matvecs = 0
+    state.verified_values = np.sort(status.values[wanted])
+    return p
 
 
 def _adaptive_keep(values: np.ndarray, which: str, *, at_least: int, room: int) -> int:

@@ -1,0 +1,220 @@
+"""Repeated eigenvalues, symmetry, complex Hermitian operators and callbacks in Lanczos.
+
+Families, not single matrices: grid Laplacians in 2-D and 3-D (exact multiplicities 2, 3 and 6),
+ring and torus graph Laplacians (doubles), random matrices with planted multiplicities 2 to 4,
+both ends, k from 1 to 20, many seeds. The oracle is the closed form or ``scipy.linalg.eigvalsh``.
+Whatever the problem, no pair may be marked converged with a wrong value, a ``verified`` result
+must hold every copy, and a result that is not both converged and verified must have warned.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import spectra
+from spectra._namespace import to_host
+
+from .conftest import get_backend, random_symmetric
+
+
+def path_laplacian(m: int) -> sp.csr_matrix:
+    return sp.diags([-np.ones(m - 1), 2 * np.ones(m), -np.ones(m - 1)], [-1, 0, 1]).tocsr()
+
+
+def ring_laplacian(m: int) -> sp.csr_matrix:
+    A = sp.lil_matrix((m, m))
+    for i in range(m):
+        A[i, (i + 1) % m] = A[(i + 1) % m, i] = -1.0
+        A[i, i] = 2.0
+    return A.tocsr()
+
+
+def kron_sum(*factors: sp.csr_matrix) -> sp.csr_matrix:
+    total = None
+    for i, factor in enumerate(factors):
+        term = factor
+        for j, other in enumerate(factors):
+            identity = sp.identity(other.shape[0])
+            if j < i:
+                term = sp.kron(identity, term)
+            elif j > i:
+                term = sp.kron(term, identity)
+        total = term if total is None else total + term
+    assert total is not None
+    return total.tocsr()
+
+
+def planted(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A random spectrum whose extreme values repeat 2 to 4 times."""
+    values = rng.uniform(-1.0, 1.0, n)
+    position = 0
+    for end in (np.argsort(values)[::-1], np.argsort(values)):
+        position = 0
+        while position < 12:
+            copies = int(rng.integers(2, 5))
+            group = end[position : position + copies]
+            values[group] = values[group[0]]
+            position += copies + int(rng.integers(0, 2))
+    return values
+
+
+def family(kind: str, size: int, rng: np.random.Generator) -> tuple[object, np.ndarray]:
+    """(operator, its eigenvalues from a dense oracle) for one member of a family."""
+    if kind == "grid2d":
+        A = kron_sum(path_laplacian(size), path_laplacian(size))
+    elif kind == "grid3d":
+        m = max(3, size // 3)
+        A = kron_sum(path_laplacian(m), path_laplacian(m), path_laplacian(m))
+    elif kind == "ring":
+        A = ring_laplacian(6 * size)
+    elif kind == "torus":
+        A = kron_sum(ring_laplacian(size), ring_laplacian(size + 4))
+    else:
+        dense, _ = random_symmetric(planted(10 * size, rng), seed=int(rng.integers(2**16)))
+        return dense, scipy.linalg.eigvalsh(dense)
+    return A, scipy.linalg.eigvalsh(A.toarray())
+
+
+def assert_right(
+    result: spectra.EigenResult, eigenvalues: np.ndarray, which: str, k: int, *, complete: bool
+) -> None:
+    """Converged values are right to the documented rule; a verified result has every copy;
+    with ``complete`` the run must also have ended verified with every pair converged."""
+    norm = float(np.max(np.abs(eigenvalues)))
+    values = to_host(result.eigenvalues).astype(np.float64)
+    converged = to_host(result.converged)
+    truth = np.sort(eigenvalues)[-k:] if which == "LA" else np.sort(eigenvalues)[:k]
+    limit = np.maximum(result.tol * np.abs(truth), 100 * np.finfo(float).eps * norm)
+    nearest = np.min(np.abs(values[:, None] - eigenvalues[None, :]), axis=1)
+    assert np.all(nearest[converged] <= 1.01 * limit[converged])
+    if complete:
+        assert result.verified and result.all_converged
+    if result.verified and result.all_converged:
+        np.testing.assert_array_less(np.abs(values - truth), 2.02 * limit)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kind=st.sampled_from(["grid2d", "grid3d", "ring", "torus", "planted"]),
+    size=st.integers(6, 22),
+    which=st.sampled_from(["LA", "SA"]),
+    data=st.data(),
+)
+def test_every_copy_of_repeated_eigenvalues_is_found(
+    kind: str, size: int, which: str, data: st.DataObject
+) -> None:
+    seed = data.draw(st.integers(0, 2**16), label="seed")
+    A, eigenvalues = family(kind, size, np.random.default_rng(seed))
+    k = data.draw(st.integers(1, min(20, eigenvalues.shape[0] // 4)), label="k")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", spectra.ConvergenceWarning)
+        result = spectra.lanczos(A, k=k, which=which, tol=1e-8, seed=seed, maxiter=150)
+    assert_right(result, eigenvalues, which, k, complete=False)
+    if not (result.verified and result.all_converged):  # never silently incomplete
+        assert any(issubclass(w.category, spectra.ConvergenceWarning) for w in caught)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_issue_grid_with_double_eigenvalues(seed: int) -> None:
+    """The 2-D Laplacian (here 60 x 60) has exact doubles at its low end: ARPACK-style runs
+    without a completeness check return a list that skips copies."""
+    m = 60
+    A = kron_sum(path_laplacian(m), path_laplacian(m))
+    t = 2 - 2 * np.cos(np.arange(1, m + 1) * np.pi / (m + 1))
+    eigenvalues = (t[:, None] + t[None, :]).ravel()
+    result = spectra.lanczos(A, k=6, which="SA", tol=1e-8, seed=seed)
+    assert_right(result, eigenvalues, "SA", 6, complete=True)
+
+
+def test_maxiter_with_a_pending_check_says_unverified() -> None:
+    """Six 3s and a -2: one cycle cannot confirm the copies; the result must say so."""
+    rng = np.random.default_rng(0)
+    A, _ = random_symmetric(np.concatenate([[3.0] * 8, [-2.0], rng.uniform(-1, 1, 16)]), seed=1)
+    with pytest.warns(spectra.ConvergenceWarning, match="completeness not verified"):
+        result = spectra.lanczos(A, k=6, which="LM", maxiter=1, ncv=8, seed=0)
+    assert not result.verified
+    complete = spectra.lanczos(A, k=6, which="LM", ncv=8, seed=0)
+    assert complete.verified and complete.all_converged
+    np.testing.assert_allclose(to_host(complete.eigenvalues), [3.0] * 6, atol=1e-10)
+
+
+def test_verify_false_skips_the_check_and_says_so() -> None:
+    A, _ = random_symmetric(np.linspace(0.0, 1.0, 200), seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        checked = spectra.lanczos(A, k=4, seed=0)
+        unchecked = spectra.lanczos(A, k=4, seed=0, verify=False)
+    assert checked.verified and not unchecked.verified
+    assert unchecked.n_matvec < checked.n_matvec
+    with pytest.raises(TypeError, match="verify must be True or False"):
+        spectra.lanczos(A, k=4, verify="yes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("n", [30, 50, 200])
+def test_non_symmetric_operator_is_refused_without_extra_products(n: int) -> None:
+    rng = np.random.default_rng(n)
+    calls = []
+
+    class Counting:
+        shape = (n, n)
+        matrix = rng.standard_normal((n, n))
+
+        def matmat(self, X: np.ndarray) -> np.ndarray:
+            calls.append(X.shape[1])
+            return self.matrix @ X
+
+    with pytest.raises(ValueError, match="not symmetric"):
+        spectra.lanczos(Counting(), k=3, seed=0)
+    assert sum(calls) <= 20  # found within the first basis, from products it made anyway
+
+
+def test_non_hermitian_complex_operator_is_refused() -> None:
+    rng = np.random.default_rng(0)
+    B = rng.standard_normal((80, 80)) + 1j * rng.standard_normal((80, 80))
+    with pytest.raises(ValueError, match="Hermitian"):
+        spectra.lanczos(B + B.T, k=3, seed=0)  # complex symmetric, not Hermitian
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "torch", "jax", "array_api_strict"])
+@pytest.mark.parametrize("which", ["LA", "SA", "BE"])
+def test_complex_hermitian_matches_eigvalsh(backend_name: str, which: str) -> None:
+    rng = np.random.default_rng(7)
+    n = 90
+    B = rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n))
+    H = (B + B.conj().T) / 2
+    truth = scipy.linalg.eigvalsh(H)
+    backend = get_backend(backend_name)
+    result = spectra.lanczos(backend.asarray(H), k=4, which=which, tol=1e-10, seed=0)
+    values = to_host(result.eigenvalues)
+    assert not np.iscomplexobj(values)
+    expected = {"LA": truth[-4:], "SA": truth[:4], "BE": np.concatenate([truth[:2], truth[-2:]])}
+    np.testing.assert_allclose(values, expected[which], rtol=1e-9)
+    vectors = to_host(result.eigenvectors)
+    np.testing.assert_allclose(
+        np.linalg.norm(H @ vectors - vectors * values, axis=0),
+        to_host(result.residual_norms),
+        rtol=1e-5,
+        atol=1e-12,
+    )
+
+
+def test_a_callback_returning_true_stops_cleanly() -> None:
+    A, _ = random_symmetric(np.linspace(0.0, 1.0, 400), seed=5)
+    seen: list[int] = []
+
+    def stop_at_once(info: spectra.IterationInfo) -> bool:
+        seen.append(info.iteration)
+        return True
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # stopping on request is not a convergence failure
+        result = spectra.lanczos(A, k=6, tol=1e-12, seed=0, ncv=12, callback=stop_at_once)
+    assert seen == [1] and result.n_iter == 1
+    assert to_host(result.eigenvalues).shape == (6,)
