@@ -466,6 +466,9 @@ def main(argv: list[str] | None = None) -> list[Row]:
     parser.add_argument("--tol", type=float, default=1e-8)
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0 .. seeds-1")
     parser.add_argument("--k", type=int, nargs="+", default=[1, 6, 20])
+    parser.add_argument(
+        "--only", nargs="+", default=None, help="only the kinds whose names contain one of these"
+    )
     args = parser.parse_args(argv)
     seeds = range(1 if args.quick else args.seeds)
     ks = [1, 6] if args.quick and args.k == [1, 6, 20] else args.k
@@ -484,6 +487,8 @@ def main(argv: list[str] | None = None) -> list[Row]:
     rows = []
     start = time.perf_counter()
     for problem in problems(args.quick):
+        if args.only and not any(word in problem.kind for word in args.only):
+            continue
         for which in ("LA", "SA"):
             for k in ks:
                 for seed in seeds:
