@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from spectra._convergence import converged as is_converged
-from spectra._convergence import error_bounds
+from spectra._convergence import ROUNDING_FLOOR, error_bounds
 from spectra._namespace import Array, from_host, machine_epsilon, real_dtype, to_host
 from spectra.operators import LinearOperator
 
@@ -28,7 +28,8 @@ class EigenResult:
     ``residual_norms`` are residuals ``||A v - lambda v||`` (true ones, or the Lanczos
     relation's where they clear the tolerance by far more than its rounding error);
     ``error_bounds`` bound each eigenvalue's error by ``min(r, r**2 / gap)`` (the quadratic term
-    where a gap to the other Ritz values is known); ``converged`` is earned from them by the one
+    where a gap to the other Ritz values is known), never below the rounding floor
+    ``100 eps ||A||``; ``converged`` is earned from them by the one
     rule of :mod:`spectra._convergence`: ``error_bound <= max(tol * |lambda|, 100 eps ||A||)``,
     with ``norm_estimate`` a lower bound on ``||A||_2`` gathered during the run. ``verified`` is
     False when a copy of a repeated eigenvalue could still be missing from the result (the
@@ -144,7 +145,10 @@ def eigen_result(
     unverified completeness each raise a :class:`ConvergenceWarning`.
     """
     eps = machine_epsilon(op.xp, op.dtype)
-    bounds = error_bounds(values, residuals, others=others, other_residuals=other_residuals)
+    bounds = np.maximum(
+        error_bounds(values, residuals, others=others, other_residuals=other_residuals),
+        ROUNDING_FLOOR * eps * norm,  # no accuracy below the rule's rounding floor is claimed
+    )
     ok = is_converged(values, bounds, tol=tol, norm=norm, eps=eps)
     order = np.argsort(values, kind="stable")
     k = values.shape[0]
