@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from spectra._convergence import converged as is_converged
 from spectra._convergence import ROUNDING_FLOOR, error_bounds
+from spectra._convergence import converged as is_converged
 from spectra._namespace import Array, from_host, machine_epsilon, real_dtype, to_host
 from spectra.operators import LinearOperator
 
