@@ -278,11 +278,12 @@ def problems(quick: bool) -> Iterator[Problem]:
         return
     for m in (100, 200, 400):
         yield grid_laplacian((m,))
-    for sides in ((30, 30), (64, 64), (100, 100), (40, 57), (150, 60)):
+    grids: tuple[tuple[int, ...], ...] = ((30, 30), (64, 64), (100, 100), (40, 57), (150, 60))
+    grids += ((10, 10, 10), (16, 16, 16), (12, 15, 20))
+    for sides in grids:
         yield grid_laplacian(sides)
-    for sides in ((10, 10, 10), (16, 16, 16), (12, 15, 20)):
-        yield grid_laplacian(sides)
-    for sides in ((400,), (30, 30), (48, 48), (40, 60), (12, 12, 12)):
+    tori: tuple[tuple[int, ...], ...] = ((400,), (30, 30), (48, 48), (40, 60), (12, 12, 12))
+    for sides in tori:
         yield grid_laplacian(sides, periodic=True)
     yield erdos_renyi(1000, 6.0, seed=1)
     yield erdos_renyi(2000, 12.0, seed=2)
@@ -329,7 +330,9 @@ def judge(problem: Problem, which: str, k: int, tol: float, values: np.ndarray) 
     return error, bool(np.all(errors <= threshold)), bool(np.any(missed))
 
 
-def run_spectra(problem: Problem, which: str, k: int, tol: float, seed: int, verify: bool):
+def run_spectra(
+    problem: Problem, which: str, k: int, tol: float, seed: int, verify: bool
+) -> Outcome:
     counter = Counter(problem)
     v0 = np.random.default_rng(seed).standard_normal(problem.n)
     start = time.perf_counter()
