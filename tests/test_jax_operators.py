@@ -404,7 +404,7 @@ def cnn_problem() -> tuple:
     return op, dense_hessian(loss, params, (X, targets))
 
 
-@pytest.mark.parametrize("which", ["LA", "SA", "BE"])
+@pytest.mark.parametrize("which", ["BE"])  # both ends in one run: eager JAX compiles per shape
 def test_lanczos_extremes_match_dense_eigh(cnn_problem: tuple, which: str) -> None:
     op, H = cnn_problem
     values = scipy.linalg.eigh(H, eigvals_only=True)
