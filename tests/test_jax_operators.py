@@ -222,7 +222,9 @@ def test_products_are_compiled_once_per_operator() -> None:
     auto = sj.HessianOperator(loss, params, split(batch, [8, 8, 8]))
     for _ in range(3):
         auto.matmat(V)
-    assert traces["count"] == 2  # one trace per path, both compiled to time them
+    # both paths traced once to time them (at width 3); the timing picks one (machine load
+    # decides which), and a recomputed product then traces its widths 2 + 1 once each
+    assert traces["count"] == (2 if auto.keeps_linearization else 4)
 
 
 def test_memory_budget_decides_between_caching_and_recomputing() -> None:
