@@ -25,7 +25,12 @@ def tests(session: nox.Session) -> None:
         "-p",
         "no:cacheprovider",
         *session.posargs,
-        env={"SPECTRA_TEST_INSTALLED": "1", "JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"},
+        env={
+            "SPECTRA_TEST_INSTALLED": "1",
+            "JAX_ENABLE_X64": "1",
+            "JAX_PLATFORMS": "cpu",
+            "CI": "1",  # a fixed set of property-test examples (tests/conftest.py)
+        },
     )
 
 
