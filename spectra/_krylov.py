@@ -18,6 +18,7 @@ from spectra._validation import check_finite
 from spectra.operators import LinearOperator
 
 __all__ = [
+    "conj",
     "conjugate_transpose",
     "orthogonalize_step",
     "project_out",
@@ -30,10 +31,11 @@ _RESIDUAL_CHUNK = 4
 
 def conjugate_transpose(xp: Any, Q: Array) -> Array:
     """``Q^H`` over the last two axes (``Q^T`` for real arrays)."""
-    return _conj(xp, xp.matrix_transpose(Q))
+    return conj(xp, xp.matrix_transpose(Q))
 
 
-def _conj(xp: Any, X: Array) -> Array:
+def conj(xp: Any, X: Array) -> Array:
+    """``conj(X)`` for complex arrays, ``X`` itself for real ones (the one home of this rule)."""
     return xp.conj(X) if is_complex(xp, X.dtype) else X
 
 
@@ -61,7 +63,7 @@ def rayleigh_residuals(op: LinearOperator, Y: Array) -> tuple[np.ndarray, np.nda
     xp = op.xp
     AY = op.matmat(Y)
     k = Y.shape[1]
-    values = xp.sum(_conj(xp, Y) * AY, axis=0)
+    values = xp.sum(conj(xp, Y) * AY, axis=0)
     values = xp.real(values) if is_complex(xp, values.dtype) else values
     chunks = [slice(c, min(c + _RESIDUAL_CHUNK, k)) for c in range(0, k, _RESIDUAL_CHUNK)]
     residuals = xp.concat(

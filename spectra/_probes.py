@@ -20,6 +20,7 @@ import numpy as np
 import scipy.linalg
 
 from spectra._checkpoint import ProbeStore
+from spectra._krylov import conj
 from spectra._namespace import Array, from_host, is_complex, real_dtype, to_host
 from spectra._validation import check_finite
 from spectra.operators import LinearOperator
@@ -73,11 +74,6 @@ def draw_probes(
 def real_part(xp: Any, X: Array) -> Array:
     """``Re X`` for complex arrays, ``X`` itself for real ones."""
     return xp.real(X) if is_complex(xp, X.dtype) else X
-
-
-def conj(xp: Any, X: Array) -> Array:
-    """``conj(X)`` for complex arrays, ``X`` itself for real ones."""
-    return xp.conj(X) if is_complex(xp, X.dtype) else X
 
 
 def column_inner(xp: Any, X: Array, Y: Array) -> Array:

@@ -17,8 +17,8 @@ from types import ModuleType
 import numpy as np
 import scipy.linalg
 
-from spectra._krylov import orthogonalize_step
-from spectra._namespace import Array, from_host, is_complex, machine_epsilon, set_block, to_host
+from spectra._krylov import conj, orthogonalize_step
+from spectra._namespace import Array, from_host, machine_epsilon, set_block, to_host
 from spectra._validation import check_finite
 from spectra.operators import LinearOperator
 
@@ -66,7 +66,7 @@ def lanczos_tridiagonal(
             w = xp.matrix_transpose(W[:, :, 0])
             alpha_host = h[:, j].real
         else:
-            alpha = xp.sum(_conj(xp, v) * w, axis=0)
+            alpha = xp.sum(conj(xp, v) * w, axis=0)
             w = w - alpha[None, :] * v - beta_previous[None, :] * previous
             alpha_host, beta_host, norm_Av = _host_coefficients(xp, alpha, w, where=where)
         alphas[active, j] = alpha_host[active]
@@ -83,10 +83,6 @@ def lanczos_tridiagonal(
         previous, v = v, w * from_host(xp, scale, dtype=op.dtype, device=op.device)[None, :]
         beta_previous = from_host(xp, betas[:, j], dtype=op.dtype, device=op.device)
     return Tridiagonals(alphas=alphas, betas=betas, lengths=lengths, n_matvec=n_matvec)
-
-
-def _conj(xp: ModuleType, X: Array) -> Array:
-    return xp.conj(X) if is_complex(xp, X.dtype) else X
 
 
 def _host_coefficients(
