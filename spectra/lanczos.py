@@ -143,8 +143,11 @@ def lanczos(
     if ncv + 1 > n:
         return dense_eigensolve(op, k, which=which, tol=tol, method="lanczos")
     rng = make_rng(seed)
-    if start is None:
-        start = gaussian(rng, (n,), op)
+    # The default start is drawn even when ``v0`` is given, so that the fresh vectors of the
+    # completeness check never repeat a start vector drawn from the same seed (a fresh vector
+    # equal to ``v0`` lies in the space already searched and finds no missing copy).
+    default_start = gaussian(rng, (n,), op)
+    start = default_start if start is None else start
     settings = _Settings(k=k, which=which, tol=tol, ncv=ncv, maxiter=maxiter, verify=verify)
     with progress_bar(progress, total=k, desc="lanczos", unit="pair") as bar:
         return _run(op, settings, start=start, rng=rng, callback=callback, bar=bar)

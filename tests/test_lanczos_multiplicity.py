@@ -228,3 +228,14 @@ def test_a_callback_returning_true_stops_cleanly() -> None:
         result = spectra.lanczos(A, k=6, tol=1e-12, seed=0, ncv=12, callback=stop_at_once)
     assert seen == [1] and result.n_iter == 1
     assert to_host(result.eigenvalues).shape == (6,)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_start_vector_drawn_from_the_same_seed_still_finds_every_copy(seed: int) -> None:
+    """The completeness check's fresh vector must not repeat ``v0`` when the caller drew ``v0``
+    from the generator the solver seeds (ring of 300 nodes: doubles at the top)."""
+    A = ring_laplacian(300)
+    eigenvalues = scipy.linalg.eigvalsh(A.toarray())
+    v0 = np.random.default_rng(seed).standard_normal(300)
+    result = spectra.lanczos(A, k=6, which="LA", tol=1e-8, seed=seed, v0=v0)
+    assert_right(result, eigenvalues, "LA", 6, complete=True)
