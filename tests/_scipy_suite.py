@@ -21,10 +21,9 @@ import scipy
 
 def load_suite(relative_path: str, *, replacements: dict[str, Any]) -> ModuleType:
     """scipy's test module at ``relative_path`` (below the scipy package), with its globals named
-    in ``replacements`` replaced; skips the calling test module if scipy has no test files."""
+    in ``replacements`` replaced. scipy's wheels ship their tests: a missing file fails."""
     path = pathlib.Path(scipy.__file__).parent / relative_path
-    if not path.exists():
-        pytest.skip("scipy was installed without its test files", allow_module_level=True)
+    assert path.exists(), f"scipy's test file {relative_path} is not installed"
     name = "spectra_runs_" + path.stem
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None

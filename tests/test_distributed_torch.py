@@ -21,11 +21,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
+import torch.distributed as dist
 
-torch = pytest.importorskip("torch")
-dist = pytest.importorskip("torch.distributed")
-if not dist.is_available() or not dist.is_gloo_available():
-    pytest.skip("torch.distributed with gloo is not available", allow_module_level=True)
+assert dist.is_available() and dist.is_gloo_available(), "torch.distributed needs gloo here"
 
 import spectra_torch  # noqa: E402
 

@@ -2,7 +2,8 @@
 
 The framework-neutral part: the data, the initial weights (drawn from a NumPy generator, so the
 torch and JAX runs start from the same network), the spectral analysis and the report. Each
-backend module (``_demo_torch``, ``_demo_jax``) trains the network and builds its Hessian
+backend module (``spectra_torch._demo``, ``spectra_jax._demo``, imported only by this
+subcommand) trains the network and builds its Hessian
 operator and an independent dense Hessian (autodiff's own, never spectra's operator).
 """
 
@@ -266,8 +267,9 @@ def run_demo(args: argparse.Namespace) -> None:
 def _backend(name: str) -> Any:
     """The backend module, or a CLIError naming what to install."""
     try:
-        module = importlib.import_module(f"spectra._cli._demo_{name}")
-        module.check_available()
+        for required in (name, "tqdm"):  # the framework first: its absence is named
+            importlib.import_module(required)
+        module = importlib.import_module(f"spectra_{name}._demo")
     except ImportError as error:
         missing = (error.name or "").split(".")[0]
         if missing not in EXTRAS:

@@ -4,7 +4,6 @@ operator's code path)."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import numpy as np
@@ -12,17 +11,12 @@ import numpy as np
 from spectra._cli._demo import HIDDEN, Digits, Trained
 
 
-def check_available() -> None:
-    """Raise ImportError (naming the module) unless torch, the adapter and tqdm import."""
-    for name in ("torch", "tqdm", "spectra_torch"):  # the framework first: its absence is named
-        importlib.import_module(name)
-
-
 def train(digits: Digits, *, steps: int, lr: float, progress: bool) -> Trained:
     """Full-batch gradient descent from the seeded weights; returns the Hessian operator."""
-    import spectra_torch
     import torch
     from tqdm.auto import tqdm
+
+    import spectra_torch
 
     model = torch.nn.Sequential(
         torch.nn.Linear(64, HIDDEN), torch.nn.Tanh(), torch.nn.Linear(HIDDEN, 10)

@@ -4,23 +4,11 @@ columns (``jax.jvp`` of ``jax.grad``, compiled once for one block width)."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import numpy as np
 
 from spectra._cli._demo import Digits, Trained
-from spectra._cli._errors import CLIError
-
-
-def check_available() -> None:
-    """Raise ImportError (naming the module) unless JAX, the adapter and tqdm import; a
-    CLIError when this version of the adapter has no Hessian operator."""
-    for name in ("jax", "tqdm"):  # the framework first: its absence is named
-        importlib.import_module(name)
-    spectra_jax = importlib.import_module("spectra_jax")
-    if not hasattr(spectra_jax, "HessianOperator"):
-        raise CLIError("--backend jax is not available yet: spectra_jax has no HessianOperator")
 
 
 def train(digits: Digits, *, steps: int, lr: float, progress: bool) -> Trained:
@@ -28,8 +16,9 @@ def train(digits: Digits, *, steps: int, lr: float, progress: bool) -> Trained:
     import jax
     import jax.flatten_util
     import jax.numpy as jnp
-    import spectra_jax
     from tqdm.auto import tqdm
+
+    import spectra_jax
 
     jax.config.update("jax_enable_x64", True)
     params = {name: jnp.asarray(w) for name, w in digits.weights.items()}
