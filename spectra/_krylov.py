@@ -20,6 +20,7 @@ from spectra.operators import LinearOperator
 __all__ = [
     "conj",
     "conjugate_transpose",
+    "orthogonalize_against",
     "orthogonalize_step",
     "project_out",
     "rayleigh_residuals",
@@ -111,3 +112,9 @@ def orthogonalize_step(
         h = h + extra[: b * m].reshape(b, m)
         previous, beta = beta, extra[b * m :].real.astype(np.float64)
     return W, h, beta, norm_Aw.astype(np.float64)
+
+
+def orthogonalize_against(xp: Any, basis: Array, v: Array) -> tuple[Array, Array]:
+    """``v`` with its components along the rows of ``basis`` removed (two passes)."""
+    W, C = project_out(xp, xp.matrix_transpose(basis[None, :, :]), v[None, :, None])
+    return W[0, :, 0], C[0, :, 0]

@@ -43,7 +43,7 @@ import numpy as np
 import scipy.linalg
 
 from spectra._convergence import error_bounds, resolve_tol, thresholds
-from spectra._krylov import orthogonalize_step, project_out, rayleigh_residuals
+from spectra._krylov import orthogonalize_against, orthogonalize_step, rayleigh_residuals
 from spectra._namespace import Array, from_host, is_complex, machine_epsilon, set_block, to_host
 from spectra._progress import progress_bar
 from spectra._random import Seed, gaussian, make_rng
@@ -450,18 +450,11 @@ def _fresh_vector(op: LinearOperator, basis: Array, rng: np.random.Generator) ->
     xp = op.xp
     for _ in range(3):
         v = gaussian(rng, (op.shape[0],), op)
-        v, _ = orthogonalize_against(op, basis, v)
+        v, _ = orthogonalize_against(xp, basis, v)
         norm = float(to_host(xp.linalg.vector_norm(v)))
         if norm > 1e-3:
             return v / norm
     raise RuntimeError("could not extend the Krylov basis: it already spans the whole space")
-
-
-def orthogonalize_against(op: LinearOperator, basis: Array, v: Array) -> tuple[Array, Array]:
-    """``v`` with its components along the rows of ``basis`` removed (two passes)."""
-    xp = op.xp
-    W, C = project_out(xp, xp.matrix_transpose(basis[None, :, :]), v[None, :, None])
-    return W[0, :, 0], C[0, :, 0]
 
 
 def _restart(
