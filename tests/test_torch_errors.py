@@ -206,12 +206,12 @@ def test_fisher_categorical_needs_plain_cross_entropy() -> None:
         op.matmat(ones(op))
 
 
-def test_forward_over_reverse_through_eval_batch_norm_names_the_alternative() -> None:
-    model = nn.Sequential(nn.Linear(4, 5), nn.BatchNorm1d(5), nn.Tanh(), nn.Linear(5, 2))
-    model = model.double().eval()
+def test_forward_over_reverse_without_forward_ad_names_the_alternative() -> None:
+    # torch 2.13 has no forward-mode derivative of huber_loss's backward
+    model = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 2)).double()
     X, y = torch.randn(10, 4, dtype=torch.float64), torch.randn(10, 2, dtype=torch.float64)
     op = st.HessianOperator(
-        model, nn.MSELoss(), (X, y), mode="recompute", recompute_with="forward_over_reverse"
+        model, nn.HuberLoss(), (X, y), mode="recompute", recompute_with="forward_over_reverse"
     )
     with pytest.raises(RuntimeError, match="recompute_with='double_backward'"):
         op @ torch.ones(op.shape[0], dtype=torch.float64)

@@ -154,13 +154,7 @@ CASES = {
 
 @pytest.mark.parametrize(
     ("case", "options"),
-    [
-        (case, options)
-        for case in CASES
-        for options in HESSIAN_MODES
-        # torch.func cannot take forward-mode derivatives through eval-mode batch norm's backward
-        if not (case == "batchnorm-eval" and "recompute_with" in options)
-    ],
+    [(case, options) for case in CASES for options in HESSIAN_MODES],
     ids=lambda value: "-".join(value.values()) if isinstance(value, dict) else value,
 )
 def test_hessian_matches_autograd(case: str, options: dict) -> None:

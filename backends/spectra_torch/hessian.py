@@ -32,6 +32,7 @@ from spectra_torch._base import (
     backward_columns,
 )
 from spectra_torch._data import Batch, SampleCounter
+from spectra_torch._functorch import mean_squared_error_by_sum
 from spectra_torch._params import ParamSpec
 
 __all__ = ["HessianOperator"]
@@ -159,7 +160,8 @@ class _ForwardOverReverse:
         }
 
     def _loss(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        return torch.func.functional_call(self.module, params, (self.batch,))
+        with mean_squared_error_by_sum():  # torch's mean-MSE bug (spectra_torch._functorch)
+            return torch.func.functional_call(self.module, params, (self.batch,))
 
     def apply(self, blocks: list[torch.Tensor]) -> list[torch.Tensor]:
         names = list(self.primals)
@@ -173,7 +175,8 @@ class _ForwardOverReverse:
             return list(torch.func.vmap(hvp, chunk_size=_CHUNK)(*blocks))
         except RuntimeError as error:
             raise RuntimeError(
-                "recompute_with='forward_over_reverse' failed inside torch.func: torch cannot take "
-                "forward-mode derivatives through every layer's backward (eval-mode batch norm is "
-                "a known case); use recompute_with='double_backward' for this model"
+                "recompute_with='forward_over_reverse' failed inside torch.func: torch has no "
+                "forward-mode derivative of some operation's backward in this loss or model "
+                "(torch 2.13: HuberLoss, SoftMarginLoss, MultiMarginLoss); use "
+                "recompute_with='double_backward' for this model"
             ) from error
