@@ -26,11 +26,11 @@ import torch
 
 from spectra_torch._base import (
     Criterion,
-    CurvatureOperator,
     LossFn,
     WeightedTerm,
     backward_columns,
 )
+from spectra_torch._compiled import CompiledProducts, Compiler, LinearizedGradient
 from spectra_torch._data import Batch, SampleCounter
 from spectra_torch._functorch import mean_squared_error_by_sum
 from spectra_torch._params import ParamSpec
@@ -43,7 +43,7 @@ _RECOMPUTE = ("double_backward", "forward_over_reverse")
 _CHUNK = 32
 
 
-class HessianOperator(CurvatureOperator):
+class HessianOperator(CompiledProducts):
     """Hessian of the mean loss of ``model`` over ``data`` w.r.t. the selected parameters.
 
     Parameters
@@ -67,6 +67,10 @@ class HessianOperator(CurvatureOperator):
         all-reduce per ``matmat`` (``spectra_torch.distributed``). A model wrapped in
         ``DistributedDataParallel`` is unwrapped with a warning and reduced over its group.
     recompute_with : ``"double_backward"`` or ``"forward_over_reverse"`` for recomputed products.
+    compile : run each kept batch's product as a ``torch.compile``'d linearisation of its
+        gradient (``spectra_torch._compiled``): faster products after seconds of compiling per
+        batch (``compile_seconds``); falls back to uncompiled products, with one warning, where
+        compiling fails. Needs ``mode="auto"`` or ``"keep_graph"``.
 
     The operator is the Hessian of ``(1/N) sum_b w_b L_b`` (see ``spectra_torch._base``), so a
     criterion with ``reduction="sum"`` gives the same mean-loss Hessian.
@@ -92,6 +96,7 @@ class HessianOperator(CurvatureOperator):
         memory_budget: int | None = None,
         process_group: Any = None,
         recompute_with: str = "double_backward",
+        compile: bool = False,
     ):
         if recompute_with not in _RECOMPUTE:
             raise ValueError(f"recompute_with must be one of {_RECOMPUTE}; got {recompute_with!r}")
@@ -108,10 +113,18 @@ class HessianOperator(CurvatureOperator):
         )
         self.recompute_with = recompute_with
         self._functional = _LossModule(self)
+        self._compiler = Compiler(compile, mode=self.mode)
 
     def _build(self, index: int, batch: Batch, *, keep: bool) -> WeightedTerm:
-        if not keep and self.recompute_with == "forward_over_reverse":
-            term: _KeptGradient | _ForwardOverReverse = _ForwardOverReverse(self, batch)
+        functional = _ForwardOverReverse(self, batch)
+        linear = self._compiler.linear_map(
+            torch.func.grad(functional.loss), functional.primals, keep=keep
+        )
+        term: LinearizedGradient | _ForwardOverReverse | _KeptGradient
+        if linear is not None:
+            term = LinearizedGradient(linear, self._functional.names)
+        elif not keep and self.recompute_with == "forward_over_reverse":
+            term = functional
         else:
             term = _KeptGradient(self.batch_loss(self.model, batch), self.parameters)
         return self.weighted(term, batch)
@@ -159,7 +172,7 @@ class _ForwardOverReverse:
             name: p.detach() for name, p in zip(self.module.names, operator.parameters, strict=True)
         }
 
-    def _loss(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
+    def loss(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
         with mean_squared_error_by_sum():  # torch's mean-MSE bug (spectra_torch._functorch)
             return torch.func.functional_call(self.module, params, (self.batch,))
 
@@ -168,7 +181,7 @@ class _ForwardOverReverse:
 
         def hvp(*tangents: torch.Tensor) -> tuple[torch.Tensor, ...]:
             directions = dict(zip(names, tangents, strict=True))
-            product = torch.func.jvp(torch.func.grad(self._loss), (self.primals,), (directions,))
+            product = torch.func.jvp(torch.func.grad(self.loss), (self.primals,), (directions,))
             return tuple(product[1][name] for name in names)
 
         try:
