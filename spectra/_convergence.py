@@ -10,12 +10,17 @@ the operator's dtype. The floor is the accuracy that rounding allows: a value wi
 ``eps * ||A||`` of zero has no correct digits to count, so there the rule asks for
 ``ROUNDING_FLOOR * eps * ||A||`` absolutely.
 
-The error bound is ``min(r, r**2 / gap)``. ``r`` bounds the distance from ``theta`` to the
-spectrum for any symmetric (Hermitian) operator; ``r**2 / gap`` is the Kato-Temple / Temple
-quadratic bound (Parlett, *The Symmetric Eigenvalue Problem*, Sec. 11-7), valid when no other
-eigenvalue lies within ``gap`` of ``theta``. The gap is estimated from the other Ritz values of
-the same projected problem, each moved towards ``theta`` by its own residual bound; where that
-leaves no gap, the bound is ``r``.
+The error bound is ``min(r, rho**2 / gap)``. ``r`` bounds the distance from ``theta`` to the
+spectrum for any symmetric (Hermitian) operator. ``rho**2 / gap`` is the quadratic residual
+bound: Kato-Temple for one pair (Parlett, *The Symmetric Eigenvalue Problem*, Sec. 11-7), and for
+a cluster of Ritz values whose residual intervals overlap (copies of a repeated eigenvalue, a
+tight cluster) its block form, ``rho`` being the cluster's block residual norm and ``gap`` the
+distance from the cluster to the rest of the spectrum (Mathias, "Quadratic residual bounds for
+the Hermitian eigenvalue problem", SIAM J. Matrix Anal. Appl. 19, 1998). Without the block form
+a copy's gap to its twin is zero and its bound stays ``r``, however well separated the copies
+are from everything else. The gap is estimated from the other Ritz values of the same projected
+problem, each moved towards the cluster by its own residual bound; where that leaves no gap
+larger than ``rho``, the bound is ``r``.
 """
 
 from __future__ import annotations
@@ -59,28 +64,40 @@ def error_bounds(
     others: np.ndarray | None = None,
     other_residuals: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``min(r, r**2 / gap)`` for each pair, the gap taken to the other Ritz values.
+    """``min(r, rho**2 / gap)`` for each pair, clusters and gaps taken over all Ritz values.
 
     ``others`` (with their ``other_residuals``) are the rest of the projected problem's Ritz
-    values; ``values`` themselves are always included. A Ritz value closer than its neighbour's
-    residual leaves no gap, and the bound is the residual.
+    values; ``values`` themselves are always included. Values whose intervals
+    ``[theta - r, theta + r]`` overlap form one cluster (transitively); a cluster's ``rho`` is the
+    root sum of squares of its residuals (a bound on its block residual's 2-norm) and its gap
+    the distance from its extreme values to the nearest value outside it, less that value's
+    residual.
     """
     values = np.asarray(values, dtype=np.float64)
     residuals = np.asarray(residuals, dtype=np.float64)
-    if others is None:
-        pool, pool_residuals = values, residuals
-    else:
+    pool, pool_residuals = values, residuals
+    if others is not None:
         assert other_residuals is not None
         pool = np.concatenate([values, np.asarray(others, dtype=np.float64)])
         pool_residuals = np.concatenate([residuals, np.asarray(other_residuals, dtype=np.float64)])
+    order = np.argsort(pool, kind="stable")
+    sorted_values, sorted_residuals = pool[order], pool_residuals[order]
+    apart = np.diff(sorted_values) > sorted_residuals[:-1] + sorted_residuals[1:]
+    cluster = np.empty(pool.shape[0], dtype=np.intp)
+    cluster[order] = np.concatenate([[0], np.cumsum(apart)])
     bounds = residuals.copy()
-    if pool.shape[0] < 2:
-        return bounds
-    distance = np.abs(values[:, None] - pool[None, :]) - pool_residuals[None, :]
-    distance[np.arange(values.shape[0]), np.arange(values.shape[0])] = np.inf
-    gap = np.min(distance, axis=1)
-    has_gap = gap > residuals
-    bounds[has_gap] = np.minimum(residuals[has_gap], residuals[has_gap] ** 2 / gap[has_gap])
+    for label in np.unique(cluster[: values.shape[0]]):
+        members = cluster == label
+        outside = ~members
+        if not np.any(outside):
+            continue
+        low, high = np.min(pool[members]), np.max(pool[members])
+        distance = np.maximum(low - pool[outside], pool[outside] - high) - pool_residuals[outside]
+        gap = float(np.min(distance))
+        rho = float(np.sqrt(np.sum(pool_residuals[members] ** 2)))
+        if gap > rho:
+            mine = members[: values.shape[0]]
+            bounds[mine] = np.minimum(residuals[mine], rho**2 / gap)
     return bounds
 
 

@@ -211,7 +211,7 @@ class _Status:
     residuals: np.ndarray
     bounds: np.ndarray
     converged: np.ndarray
-    lockable: np.ndarray  # residual well within the threshold: the vector is accurate too
+    lockable: np.ndarray  # converged, and the vector accurate enough to lock (_lock_limit)
     wanted: np.ndarray  # indices into ``values``, most wanted first
 
 
@@ -334,12 +334,24 @@ def _assess(state: _Krylov, rows: int, settings: _Settings) -> _Status:
         residuals=residuals,
         bounds=bounds,
         converged=bounds <= limit,
-        lockable=residuals
-        <= np.maximum(
-            limit / _LOCK_MARGIN, _RELATION_MARGIN * np.sqrt(rows) * state.eps * state.norm
-        ),
+        lockable=(bounds <= limit) & (residuals <= _lock_limit(state, limit, rows=rows)),
         wanted=select_wanted(values, settings.which, settings.k),
     )
+
+
+def _lock_limit(state: _Krylov, limit: np.ndarray, *, rows: int) -> np.ndarray:
+    """The residual below which a converged pair's vector is accurate enough to lock.
+
+    Well within the pair's threshold, or at the level the active space can reach at all: the
+    rounding of the decomposition, or the largest residual already locked (a locked vector's
+    residual couples into every later Krylov vector, so the active pairs cannot get below it;
+    asking for less would stall a copy of an eigenvalue near zero behind a larger locked one).
+    """
+    reachable = max(
+        _RELATION_MARGIN * math.sqrt(rows) * state.eps * state.norm,
+        float(np.max(state.locked_residuals, initial=0.0)),
+    )
+    return np.maximum(limit / _LOCK_MARGIN, reachable)
 
 
 def _rayleigh_ritz(state: _Krylov, rows: int) -> _Ritz:
