@@ -19,8 +19,9 @@ applies the batch's curvature to a block of tangents, and this module supplies t
 * the memory budget that decides between cached products (torch's kept graph, JAX's
   linearization) and recomputed ones (:func:`check_mode`, :func:`check_budget`,
   :func:`use_cache`, :class:`TermCache`);
-* the validation messages, and the Monte Carlo Fisher's seeded label noise
-  (:func:`fisher_noise`), so that the same seed draws the same labels in every framework.
+* the validation messages, and the Monte Carlo Fisher's seeded label noise, a function of each
+  sample's input bytes (:func:`label_noise`; :func:`fisher_noise` draws per batch index), so
+  that the same seed draws the same labels in every framework.
 
 Nothing here imports a framework: arrays are recognised by a predicate the adapter passes in.
 """
@@ -28,14 +29,17 @@ Nothing here imports a framework: arrays are recognised by a predicate the adapt
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.special
 
 __all__ = [
+    "LIKELIHOODS",
     "REDUCTIONS",
     "TermCache",
     "WeightedTerm",
@@ -53,6 +57,9 @@ __all__ = [
     "fisher_noise",
     "host_free_memory",
     "iterate",
+    "label_noise",
+    "sample_keys",
+    "sample_uniforms",
     "select_names",
     "split_pair",
     "use_cache",
@@ -377,6 +384,73 @@ def check_seed(seed: object) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative int or None; got {seed!r}")
     return int(seed)
+
+
+LIKELIHOODS = ("categorical", "gaussian", "bernoulli")
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def sample_keys(seed: int, rows: Sequence[np.ndarray]) -> np.ndarray:
+    """One 64-bit key per sample: BLAKE2b of ``seed`` and the sample's input bytes.
+
+    ``rows`` are ``(n, bytes)`` uint8 arrays, one per input array with a leading sample
+    dimension, row ``i`` holding sample ``i``'s bytes (C order). A sample's key depends on its
+    inputs alone, not on its batch, its position or the order of the data.
+    """
+    if not rows:
+        raise ValueError("sample_keys needs at least one (n, bytes) array of sample inputs")
+    n = rows[0].shape[0]
+    keys = np.empty(n, dtype=np.uint64)
+    seeded = hashlib.blake2b(f"spectra fisher labels {int(seed)}:".encode(), digest_size=8)
+    for i in range(n):
+        digest = seeded.copy()
+        for row in rows:
+            digest.update(row[i].tobytes())
+        keys[i] = int.from_bytes(digest.digest(), "little")
+    return keys
+
+
+def sample_uniforms(keys: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Uniforms in (0, 1) of shape ``(m, n, *rest)``, sample ``i``'s from its key ``keys[i]``.
+
+    Each sample's ``m * prod(rest)`` draws are the SplitMix64 stream started at its key (Steele,
+    Lea, Flood, "Fast splittable pseudorandom number generators", OOPSLA 2014), so they depend on
+    the key alone; 53 random bits each, centred in their cell so that 0 and 1 never occur.
+    """
+    m, n, *rest = shape
+    if keys.shape != (n,):
+        raise ValueError(f"sample_uniforms needs {n} keys for shape {shape}; got {keys.shape}")
+    per_sample = m * int(np.prod(rest, dtype=np.int64))
+    counters = np.arange(1, per_sample + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = keys.astype(np.uint64)[:, None] + counters[None, :] * _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    uniforms = ((z >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+    return np.moveaxis(uniforms.reshape(n, m, *rest), 0, 1)
+
+
+def label_noise(
+    seed: int, rows: Sequence[np.ndarray], shape: tuple[int, ...], *, likelihood: str
+) -> np.ndarray:
+    """The host noise that draws a batch's Monte Carlo Fisher labels, a function of each sample.
+
+    ``shape`` is ``(mc_samples, *outputs.shape)``; ``rows`` the samples' input bytes
+    (:func:`sample_keys`). Categorical labels are ``argmax(log_softmax(f) + gumbel)`` (the
+    Gumbel-max trick) over the class axis 1 of the outputs; Gaussian ones ``f + sigma * normal``
+    (the inverse normal CDF of the uniforms); Bernoulli ones ``uniform < sigmoid(f)``. So the
+    drawn labels, hence the operator, are the same whatever the batching, order or shuffling of
+    the data, and in every framework, device and rank for the same seed and inputs.
+    """
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"likelihood must be one of {LIKELIHOODS}; got {likelihood!r}")
+    uniforms = sample_uniforms(sample_keys(seed, rows), shape)
+    if likelihood == "categorical":
+        return -np.log(-np.log(uniforms))
+    if likelihood == "gaussian":
+        return scipy.special.ndtri(uniforms)
+    return uniforms
 
 
 def fisher_noise(seed: int, index: int, shape: tuple[int, ...], *, categorical: bool) -> np.ndarray:

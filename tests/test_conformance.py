@@ -11,6 +11,7 @@ from functools import partial
 
 import numpy as np
 import pytest
+import scipy.special
 
 import spectra
 from spectra import _curvature
@@ -124,6 +125,42 @@ def test_fisher_noise_is_seeded_per_batch() -> None:
     assert not np.array_equal(a, _curvature.fisher_noise(4, 0, (2, 5), categorical=True))
 
 
+def _rows(X: np.ndarray) -> list[np.ndarray]:
+    return [np.ascontiguousarray(X).reshape(X.shape[0], -1).view(np.uint8)]
+
+
+def test_label_noise_is_a_function_of_each_sample() -> None:
+    X = np.random.default_rng(0).standard_normal((9, 4))
+    shape = (2, 9, 3)
+    noise = _curvature.label_noise(7, _rows(X), shape, likelihood="gaussian")
+    order = np.random.default_rng(1).permutation(9)
+    permuted = _curvature.label_noise(7, _rows(X[order]), shape, likelihood="gaussian")
+    np.testing.assert_array_equal(permuted, noise[:, order])
+    part = _curvature.label_noise(7, _rows(X[3:5]), (2, 2, 3), likelihood="gaussian")
+    np.testing.assert_array_equal(part, noise[:, 3:5])
+    assert not np.array_equal(
+        noise, _curvature.label_noise(8, _rows(X), shape, likelihood="gaussian")
+    )
+    with pytest.raises(ValueError, match="likelihood must be one of"):
+        _curvature.label_noise(7, _rows(X), shape, likelihood="poisson")
+
+
+@pytest.mark.parametrize(
+    ("likelihood", "cdf"),
+    [
+        ("bernoulli", lambda u: np.clip(u, 0.0, 1.0)),
+        ("gaussian", lambda x: scipy.special.ndtr(x)),
+        ("categorical", lambda g: np.exp(-np.exp(-g))),  # the standard Gumbel
+    ],
+)
+def test_label_noise_has_its_distribution(likelihood: str, cdf: Callable) -> None:
+    """Kolmogorov-Smirnov over 200 samples x 500 draws, at the 1e-6 critical value."""
+    X = np.arange(200.0)[:, None]
+    draws = _curvature.label_noise(0, _rows(X), (5, 200, 100), likelihood=likelihood).ravel()
+    statistic = np.abs(np.arange(1, draws.size + 1) / draws.size - cdf(np.sort(draws))).max()
+    assert statistic < np.sqrt(-np.log(1e-6 / 2) / (2 * draws.size)) + 1 / draws.size
+
+
 # -- the kit catches broken operators ---------------------------------------------------------
 def spd(n: int, seed: int) -> np.ndarray:
     B = np.random.default_rng(seed).standard_normal((n, n))
@@ -209,8 +246,8 @@ def _torch_cases() -> dict[str, Callable]:
         "hessian-recompute": family(partial(st.HessianOperator, mode="recompute")),
         "ggn": family(st.GGNOperator),
         "empirical-fisher": family(st.EmpiricalFisherOperator),
-        # labels are drawn per batch, so another batching is another draw
-        "fisher": family(partial(st.FisherOperator, mc_samples=2), batched=False),
+        # labels are a function of each sample, so another batching is the same matrix
+        "fisher": family(partial(st.FisherOperator, mc_samples=2)),
     }
 
 

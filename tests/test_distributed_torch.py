@@ -33,7 +33,7 @@ import spectra  # noqa: E402
 N_SAMPLES, BATCH = 23, 6
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "distributed_hessian.py"
 GROUP_TIMEOUT = 30.0  # seconds: the bound on how long a rank may wait for a dead peer
-OPERATORS = ("hessian", "hessian_recompute", "ggn", "empirical_fisher")
+OPERATORS = ("hessian", "hessian_recompute", "ggn", "empirical_fisher", "fisher")
 
 
 # -- the problem, built identically in every process ---------------------------------------------
@@ -63,6 +63,8 @@ def make_operator(kind: str, model: Any, data: Any, **options: Any) -> Any:
         return spectra_torch.HessianOperator(model, criterion, data, mode="recompute", **options)
     if kind == "ggn":
         return spectra_torch.GGNOperator(model, criterion, data, **options)
+    if kind == "fisher":  # labels drawn per sample: the same draws on any rank
+        return spectra_torch.FisherOperator(model, criterion, data, mc_samples=2, **options)
     return spectra_torch.EmpiricalFisherOperator(model, criterion, data, **options)
 
 

@@ -206,6 +206,66 @@ def test_fisher_categorical_needs_plain_cross_entropy() -> None:
         op.matmat(ones(op))
 
 
+def test_fisher_bernoulli_needs_plain_binary_cross_entropy() -> None:
+    X = torch.randn(6, 3, dtype=torch.float64)
+    weighted = nn.BCEWithLogitsLoss(pos_weight=torch.ones(2, dtype=torch.float64))
+    op = st.FisherOperator(model(), weighted, (X, torch.rand(6, 2, dtype=torch.float64)))
+    with pytest.raises(ValueError, match="Bernoulli likelihood needs a BCEWithLogitsLoss without"):
+        op.matmat(ones(op))
+
+
+def test_fisher_needs_an_input_tensor_per_sample() -> None:
+    class Broadcast(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(3, 2, dtype=torch.float64)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.linear(x).expand(6, 2)  # 6 outputs from one input row
+
+    op = st.FisherOperator(Broadcast(), nn.MSELoss(), (torch.randn(1, 3, dtype=torch.float64), 0))
+    with pytest.raises(ValueError, match="need a tensor whose leading dimension is the number"):
+        op.matmat(ones(op))
+
+
+def _loader(sampler_options: dict, **options: object) -> torch.utils.data.DataLoader:
+    X, y = batch(10)
+    dataset = torch.utils.data.TensorDataset(X, y)
+    if sampler_options:
+        options["sampler"] = torch.utils.data.RandomSampler(dataset, **sampler_options)
+    return torch.utils.data.DataLoader(dataset, batch_size=4, **options)
+
+
+@pytest.mark.parametrize("mode", ["auto", "recompute"])
+@pytest.mark.parametrize(
+    ("loader", "match"),
+    [
+        (lambda: _loader({}, shuffle=True, drop_last=True), "shuffle=True with drop_last=True"),
+        (lambda: _loader({"replacement": True}), "RandomSampler draws samples with replacement"),
+    ],
+    ids=["shuffle-drop-last", "replacement"],
+)
+def test_loader_with_other_samples_every_pass_is_refused(loader, match: str, mode: str) -> None:
+    for make in (st.HessianOperator, st.FisherOperator):
+        with pytest.raises(ValueError, match=rf"data: the DataLoader's {match}.*mode='keep_graph'"):
+            make(model(), nn.CrossEntropyLoss(), loader(), mode=mode)
+
+
+def test_loaders_that_cover_the_same_samples_are_accepted() -> None:
+    X, y = batch(12)
+    dataset = torch.utils.data.TensorDataset(X, y)
+    fine = [
+        _loader({}, shuffle=True),  # a short last batch is weighted exactly
+        _loader({}, shuffle=False, drop_last=True),  # always the same samples dropped
+        torch.utils.data.DataLoader(dataset, batch_size=4, shuffle=True, drop_last=True),
+    ]
+    for data in fine:
+        st.HessianOperator(model(), nn.CrossEntropyLoss(), data, mode="recompute")
+    st.HessianOperator(
+        model(), nn.CrossEntropyLoss(), _loader({}, shuffle=True, drop_last=True), mode="keep_graph"
+    )
+
+
 def test_forward_over_reverse_without_forward_ad_names_the_alternative() -> None:
     # torch 2.13 has no forward-mode derivative of huber_loss's backward
     model = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 2)).double()

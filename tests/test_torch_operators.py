@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 
@@ -50,6 +51,18 @@ def batchnorm_model() -> nn.Module:
     return model.eval()
 
 
+def sequence_model() -> nn.Module:
+    """(n, 2, 4) inputs to (n, 3, 4) logits: one of 3 classes per position of a sequence."""
+    torch.manual_seed(6)
+    return nn.Sequential(nn.Conv1d(2, 4, 2, padding=1), nn.Tanh(), nn.Conv1d(4, 3, 2)).double()
+
+
+def segmentation_model() -> nn.Module:
+    """(n, 1, 4, 4) images to (n, 3, 4, 4) logits: one of 3 classes per pixel."""
+    torch.manual_seed(7)
+    return nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Tanh(), nn.Conv2d(2, 3, 1)).double()
+
+
 class WithUnused(nn.Module):
     """A model with a parameter its forward never touches."""
 
@@ -78,6 +91,23 @@ def regression(n: int = 20, features: int = 4, outputs: int = 2) -> tuple:
     g = torch.Generator().manual_seed(5)
     X = torch.randn(n, features, generator=g, dtype=F64)
     return X, torch.randn(n, outputs, generator=g, dtype=F64)
+
+
+def sequences(n: int = 10, seed: int = 8) -> tuple:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 2, 4, generator=g, dtype=F64), torch.randint(0, 3, (n, 4), generator=g)
+
+
+def pixels(n: int = 6, seed: int = 9) -> tuple:
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, 1, 4, 4, generator=g, dtype=F64)
+    return X, torch.randint(0, 3, (n, 4, 4), generator=g)
+
+
+def binary(n: int = 16, seed: int = 10) -> tuple:
+    """Soft binary targets in [0, 1] for BCEWithLogitsLoss on 3 logits."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 5, generator=g, dtype=F64), torch.rand(n, 3, generator=g, dtype=F64)
 
 
 def split(batch: tuple, sizes: list[int]) -> list[tuple]:
@@ -318,8 +348,23 @@ def quartic(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         (lambda: mlp(2), nn.MSELoss(reduction="sum"), lambda: regression(features=5)),
         (lambda: mlp(2), quartic, lambda: regression(features=5)),
         (batchnorm_model, nn.MSELoss(), regression),
+        (lambda: mlp(3), nn.BCEWithLogitsLoss(), binary),
+        (lambda: mlp(3), nn.BCEWithLogitsLoss(reduction="sum"), binary),
+        (sequence_model, ce(), sequences),
+        (segmentation_model, nn.CrossEntropyLoss(reduction="sum"), pixels),
     ],
-    ids=["mlp-ce", "cnn-ce", "mse", "mse-sum", "autograd-loss-hessian", "batchnorm"],
+    ids=[
+        "mlp-ce",
+        "cnn-ce",
+        "mse",
+        "mse-sum",
+        "autograd-loss-hessian",
+        "batchnorm",
+        "bce",
+        "bce-sum",
+        "ce-sequence",
+        "ce-segmentation-sum",
+    ],
 )
 def test_ggn_matches_dense(make_model: Callable, criterion: Callable, make_data: Callable) -> None:
     model, batch = make_model(), make_data()
@@ -383,37 +428,48 @@ def test_empirical_fisher_cnn_and_loss_fn_form() -> None:
 
 
 # -- Monte Carlo Fisher -----------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("criterion", "make_data", "outputs"),
-    [(ce(), classification, 3), (nn.MSELoss(), lambda: regression(features=5), 2)],
-    ids=["categorical", "gaussian"],
-)
-def test_fisher_matches_dense_at_the_sampled_labels(
-    criterion: nn.Module, make_data: Callable, outputs: int
-) -> None:
-    """Two unequal batches, 3 draws each: (1/(3N)) sum of g g^T over per-sample NLL gradients."""
-    model = mlp(outputs)
-    X, y = make_data()
-    batches = split((X, y), [9, X.shape[0] - 9])
-    op = st.FisherOperator(model, criterion, batches, mc_samples=3, seed=11)
-    sampled = [op.sample_targets(i, model(part)) for i, (part, _) in enumerate(batches)]
+FISHER_CASES = {
+    "categorical": (mlp, ce, classification),
+    "categorical-sequence": (sequence_model, ce, sequences),
+    "categorical-segmentation-sum": (
+        segmentation_model,
+        lambda: nn.CrossEntropyLoss(reduction="sum"),
+        pixels,
+    ),
+    "bernoulli": (mlp, nn.BCEWithLogitsLoss, binary),
+    "gaussian": (lambda: mlp(2), nn.MSELoss, lambda: regression(features=5)),
+}
+
+
+@pytest.mark.parametrize("case", FISHER_CASES)
+def test_fisher_matches_dense_at_the_sampled_labels(case: str) -> None:
+    """Two unequal batches, 3 draws each: (s/(3N)) sum of g g^T over per-sample NLL gradients.
+
+    ``g`` is the gradient of the sample's negative log-likelihood at its drawn labels (the
+    criterion's per-term losses summed over the sample); ``s`` is one over the loss terms per
+    sample for ``reduction="mean"`` (the mean loss is ``s`` times the NLL), 1 for "sum".
+    """
+    make_model, make_criterion, make_data = FISHER_CASES[case]
+    model, criterion, (X, y) = make_model(), make_criterion(), make_data()
+    n, draws = X.shape[0], 3
+    batches = split((X, y), [n // 2 + 1, n - n // 2 - 1])
+    op = st.FisherOperator(model, criterion, batches, mc_samples=draws, seed=11)
+    sampled = [op.sample_targets(part, model(part)) for part, _ in batches]
+    per_term = copy.copy(criterion)
+    per_term.reduction = "none"
 
     def nll(m: nn.Module) -> torch.Tensor:
         losses = []
         for (part, _), labels in zip(batches, sampled, strict=True):
-            f = m(part).expand(3, -1, -1)
-            if isinstance(criterion, nn.CrossEntropyLoss):
-                losses.append(
-                    nn.functional.cross_entropy(
-                        f.reshape(-1, outputs), labels.reshape(-1), reduction="none"
-                    )
-                )
-            else:
-                losses.append(((f - labels) ** 2).sum(-1).reshape(-1) / outputs)
+            f = m(part)
+            f = f.expand(draws, *f.shape).reshape(-1, *f.shape[1:])
+            terms = per_term(f, labels.reshape(-1, *labels.shape[2:]))
+            losses.append(terms.reshape(terms.shape[0], -1).sum(1))
         return torch.cat(losses)
 
+    s = n / per_term(model(X), y).numel() if criterion.reduction == "mean" else 1.0
     J = per_sample_jacobian(model, nll)
-    np.testing.assert_allclose(dense(op), J.T @ J / (3 * X.shape[0]), rtol=0, atol=TOL)
+    np.testing.assert_allclose(dense(op), s * J.T @ J / (draws * n), rtol=0, atol=TOL)
 
 
 def test_fisher_is_fixed_and_seeded() -> None:
@@ -425,14 +481,11 @@ def test_fisher_is_fixed_and_seeded() -> None:
     assert np.abs(a - c).max() > 1e-3
 
 
-@pytest.mark.parametrize(
-    ("criterion", "make_data", "outputs"),
-    [(ce(), classification, 3), (nn.MSELoss(), lambda: regression(features=5), 2)],
-    ids=["categorical", "gaussian"],
-)
-def test_fisher_converges_to_ggn(criterion: nn.Module, make_data: Callable, outputs: int) -> None:
+@pytest.mark.parametrize("case", ["categorical", "categorical-sequence", "bernoulli", "gaussian"])
+def test_fisher_converges_to_ggn(case: str) -> None:
     """E[Fisher] = GGN for these likelihoods; 4000 draws leave a relative error ~ 1/sqrt(4000)."""
-    model, batch = mlp(outputs), make_data()
+    make_model, make_criterion, make_data = FISHER_CASES[case]
+    model, criterion, batch = make_model(), make_criterion(), make_data()
     fisher = dense(st.FisherOperator(model, criterion, batch, mc_samples=4000, seed=0))
     ggn = dense(st.GGNOperator(model, criterion, batch))
     assert np.abs(fisher - ggn).max() < 0.05 * np.abs(ggn).max()
@@ -447,9 +500,8 @@ OPERATORS = {
 }
 
 
-@pytest.mark.parametrize("name", ["hessian", "ggn", "empirical-fisher"])
+@pytest.mark.parametrize("name", ["hessian", "ggn", "empirical-fisher", "fisher"])
 def test_unequal_batches_match_one_batch(name: str) -> None:
-    """(The Fisher draws its labels per batch; its weighting is checked at the sampled labels.)"""
     model, batch = mlp(), classification()
     single = dense(OPERATORS[name](model, batch))
     batched = dense(OPERATORS[name](model, split(batch, [11, 13])))

@@ -25,7 +25,14 @@ from spectra import _curvature
 from spectra._curvature import TermCache, WeightedTerm
 from spectra.operators import LinearOperator
 from spectra_torch import distributed
-from spectra_torch._data import Batch, SampleCounter, as_batches, first_dimension, to_device
+from spectra_torch._data import (
+    Batch,
+    SampleCounter,
+    as_batches,
+    check_same_samples,
+    first_dimension,
+    to_device,
+)
 from spectra_torch._params import ParamSpec, select_parameters
 
 __all__ = ["BATCHED_FROM", "CurvatureOperator", "Term", "WeightedTerm", "call_model"]
@@ -82,6 +89,7 @@ class CurvatureOperator(LinearOperator):
         _curvature.check_sample_counter(num_samples)
         self.num_samples = num_samples or first_dimension
         self.mode = _curvature.check_mode(mode, cached="keep_graph")
+        check_same_samples(data, mode=self.mode)
         self.memory_budget = _curvature.check_budget(memory_budget, free=_free_memory)
         dtype, device = _common_dtype_device(self.param_names, self.parameters)
         n = sum(p.numel() for p in self.parameters)

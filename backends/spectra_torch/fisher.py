@@ -7,13 +7,17 @@ gradient descent", NeurIPS 2019.
 * Empirical Fisher ``(1/N) sum_i g_i g_i^T`` over per-sample loss gradients ``g_i`` at the true
   labels, applied as ``J^T (J v) / N`` with ``J`` the Jacobian of the vector of per-sample losses:
   one double-vjp and one backward pass, never a (samples x parameters) matrix.
-* Fisher ``(1/N) sum_i E_{y ~ p(y | f_i)} [g_i(y) g_i(y)^T]``, by Monte Carlo with labels drawn
-  from the model's own predictive distribution: categorical for ``CrossEntropyLoss`` (logits),
-  Gaussian for ``MSELoss``, where the per-sample loss ``s ||f - y||^2`` (``s = 1/d`` for the mean
-  over ``d`` outputs, 1 for the sum) is the negative log-likelihood of ``N(f, I / (2 s))``. With
-  ``r = dl/df`` at the sampled labels it is ``J^T (mean_m r_m r_m^T) J`` per sample, whose
-  expectation is the GGN. The draws are fixed per batch (a numpy Generator seeded with
-  ``(seed, batch index)``), so the operator is one fixed symmetric matrix.
+* Fisher ``(1/N) sum_i s E_{y ~ p(y | f_i)} [g_i(y) g_i(y)^T]``, by Monte Carlo with labels
+  drawn from the model's own predictive distribution ``p``: categorical over axis 1 of
+  ``(n, C, ...)`` logits for ``CrossEntropyLoss`` (independently per position of the extra
+  axes), Bernoulli per logit for ``BCEWithLogitsLoss``, ``N(f, I / 2)`` for ``MSELoss``. The
+  per-sample loss is ``s`` times the negative log-likelihood ``-log p(y | f_i)`` (``s = 1`` for
+  ``reduction="sum"``, one over the loss terms per sample for ``"mean"``: the positions for
+  cross-entropy, the output elements otherwise), ``g_i`` its gradient without ``s``. With
+  ``r = d(-log p)/df`` at the sampled labels it is ``J^T (s mean_m r_m r_m^T) J`` per sample,
+  whose expectation is the GGN. A sample's draws are a function of the seed and its input bytes
+  alone (``spectra._curvature.label_noise``), so the operator is one fixed symmetric matrix
+  whatever the batching, order or shuffling of the data.
 """
 
 from __future__ import annotations
@@ -25,10 +29,10 @@ import torch
 
 from spectra import _curvature
 from spectra_torch._base import Criterion, CurvatureOperator, LossFn, WeightedTerm, call_model
-from spectra_torch._data import Batch, SampleCounter
+from spectra_torch._data import Batch, SampleCounter, sample_bytes
 from spectra_torch._jacobian import JacobianTerm
 from spectra_torch._params import ParamSpec
-from spectra_torch.ggn import is_plain_cross_entropy, model_outputs
+from spectra_torch.ggn import is_plain_binary_cross_entropy, is_plain_cross_entropy, model_outputs
 
 __all__ = ["EmpiricalFisherOperator", "FisherOperator"]
 
@@ -98,15 +102,16 @@ class EmpiricalFisherOperator(CurvatureOperator):
 
 
 class FisherOperator(CurvatureOperator):
-    """Monte Carlo Fisher of a ``CrossEntropyLoss`` (categorical) or ``MSELoss`` (Gaussian) model.
+    """Monte Carlo Fisher of a ``CrossEntropyLoss``, ``BCEWithLogitsLoss`` or ``MSELoss`` model.
 
-    ``mc_samples`` labels per sample are drawn from the model's predictive distribution with a
-    numpy Generator seeded by ``(seed, batch index)``; ``seed=None`` draws one seed at
-    construction. Same data, weighting, parameter selection, ``mode``, ``memory_budget`` and
+    ``mc_samples`` labels per sample are drawn from the model's predictive distribution
+    (categorical over axis 1 of ``(n, C, ...)`` logits, Bernoulli per logit, Gaussian) with noise
+    that is a function of ``seed`` and the sample's input bytes alone
+    (``spectra._curvature.label_noise``), so the operator is one fixed symmetric matrix whatever
+    the batching, order or shuffling of ``data``, and on every rank; ``seed=None`` draws one seed
+    at construction. Same data, weighting, parameter selection, ``mode``, ``memory_budget`` and
     ``process_group`` as :class:`~spectra_torch.HessianOperator`; batches are ``(inputs,
-    targets)`` (the targets are not used). With ``process_group`` every rank draws its labels
-    from its own batch indices, so the distributed operator is a Monte Carlo Fisher with other
-    draws than the single-process one (equal in expectation).
+    targets)`` (the targets are not used).
     """
 
     def __init__(
@@ -134,50 +139,80 @@ class FisherOperator(CurvatureOperator):
             memory_budget=memory_budget,
             process_group=process_group,
         )
-        if type(criterion) not in (torch.nn.CrossEntropyLoss, torch.nn.MSELoss):
+        if type(criterion) not in _LIKELIHOODS:
             raise TypeError(
-                "FisherOperator supports criterion torch.nn.CrossEntropyLoss (categorical) or "
-                f"torch.nn.MSELoss (Gaussian); got {type(criterion).__name__}"
+                "FisherOperator supports criterion torch.nn.CrossEntropyLoss (categorical), "
+                "torch.nn.BCEWithLogitsLoss (Bernoulli) or torch.nn.MSELoss (Gaussian); got "
+                f"{type(criterion).__name__}"
             )
+        self.likelihood = _LIKELIHOODS[type(criterion)]
         self.mc_samples = _curvature.check_mc_samples(mc_samples)
         self.seed = _curvature.check_seed(seed)
-        self.categorical = type(criterion) is torch.nn.CrossEntropyLoss
 
-    def sample_targets(self, index: int, outputs: torch.Tensor) -> torch.Tensor:
-        """The ``(mc_samples, *labels)`` labels drawn for batch ``index`` from its ``outputs``."""
-        shape = (self.mc_samples, *outputs.shape)
+    def sample_targets(self, inputs: Any, outputs: torch.Tensor) -> torch.Tensor:
+        """The ``(mc_samples, *labels)`` labels drawn for the samples ``inputs`` (their bytes
+        seed the draws) from their ``outputs``."""
         outputs = outputs.detach()
-        drawn = _curvature.fisher_noise(self.seed, index, shape, categorical=self.categorical)
+        shape = (self.mc_samples, *outputs.shape)
+        drawn = _curvature.label_noise(
+            self.seed, sample_bytes(inputs, outputs.shape[0]), shape, likelihood=self.likelihood
+        )
         noise = torch.as_tensor(drawn, dtype=outputs.dtype, device=outputs.device)
-        if self.categorical:
-            return torch.argmax(torch.log_softmax(outputs, dim=1) + noise, dim=-1)
-        return outputs + noise / (2.0 * self._mse_scale(outputs)) ** 0.5
+        if self.likelihood == "categorical":
+            return torch.argmax(torch.log_softmax(outputs, dim=1) + noise, dim=2)
+        if self.likelihood == "bernoulli":
+            return (noise < torch.sigmoid(outputs)).to(outputs.dtype)
+        return outputs + noise * 0.5**0.5
 
-    def _mse_scale(self, outputs: torch.Tensor) -> float:
-        return outputs[0].numel() ** -1.0 if self.reduction == "mean" else 1.0
+    def _scale(self, outputs: torch.Tensor) -> float:
+        """``s``: the per-sample loss is ``s`` times the negative log-likelihood (module docs)."""
+        if self.reduction == "sum":
+            return 1.0
+        terms = outputs[0].numel()
+        return outputs.shape[1] / terms if self.likelihood == "categorical" else 1.0 / terms
 
     def _residuals(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """``dl/df`` of the per-sample negative log-likelihood at sampled ``targets``."""
-        if self.categorical:
-            probabilities = torch.softmax(outputs, dim=1)
-            labels = torch.nn.functional.one_hot(targets, outputs.shape[1])
-            return probabilities - labels.to(outputs.dtype)
-        return 2.0 * self._mse_scale(outputs) * (outputs - targets)
+        """``d(-log p)/df`` at the sampled ``targets``, shape ``(mc_samples, *outputs.shape)``."""
+        if self.likelihood == "categorical":
+            labels = torch.nn.functional.one_hot(targets, outputs.shape[1]).movedim(-1, 2)
+            return torch.softmax(outputs, dim=1) - labels.to(outputs.dtype)
+        if self.likelihood == "bernoulli":
+            return torch.sigmoid(outputs) - targets
+        return 2.0 * (outputs - targets)
 
     def _build(self, index: int, batch: Batch, *, keep: bool) -> WeightedTerm:
         outputs, targets = model_outputs(self, batch)
-        if self.categorical and not is_plain_cross_entropy(self.criterion, outputs, targets):
-            raise ValueError(
-                "FisherOperator's categorical likelihood needs (n, C) logits, class-index "
-                "targets, and a CrossEntropyLoss without weight or label_smoothing"
-            )
-        sampled = self.sample_targets(index, outputs)
+        self._check_criterion(outputs, targets)
+        sampled = self.sample_targets(self.split(batch)[0], outputs)
         residuals = self._residuals(outputs.detach(), sampled)
+        scale = self._scale(outputs) / self.mc_samples
         extra = (1,) * (outputs.ndim - 1)
 
         def outer(z: torch.Tensor) -> torch.Tensor:
             coefficients = (residuals * z).reshape(*residuals.shape[:2], -1).sum(-1)
-            return (residuals * coefficients.reshape(*coefficients.shape, *extra)).mean(0)
+            return scale * (residuals * coefficients.reshape(*coefficients.shape, *extra)).sum(0)
 
         term = JacobianTerm(outputs, self.parameters, outer)
         return WeightedTerm(term, 1.0, outputs.shape[0])
+
+    def _check_criterion(self, outputs: torch.Tensor, targets: object) -> None:
+        if self.likelihood == "categorical" and not is_plain_cross_entropy(
+            self.criterion, outputs, targets
+        ):
+            raise ValueError(
+                "FisherOperator's categorical likelihood needs (n, C, ...) logits, class-index "
+                "targets of shape (n, ...) with no ignored label, and a CrossEntropyLoss without "
+                "weight or label_smoothing"
+            )
+        if self.likelihood == "bernoulli" and not is_plain_binary_cross_entropy(self.criterion):
+            raise ValueError(
+                "FisherOperator's Bernoulli likelihood needs a BCEWithLogitsLoss without weight "
+                "or pos_weight"
+            )
+
+
+_LIKELIHOODS = {
+    torch.nn.CrossEntropyLoss: "categorical",
+    torch.nn.BCEWithLogitsLoss: "bernoulli",
+    torch.nn.MSELoss: "gaussian",
+}

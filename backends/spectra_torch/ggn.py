@@ -5,8 +5,9 @@ Computation 14 (2002). ``J`` is the Jacobian of the model's outputs w.r.t. the p
 ``H_loss`` the Hessian of the criterion w.r.t. the outputs; the GGN drops the term of the Hessian
 that carries the network's own second derivatives, so it is positive semi-definite for convex
 losses. The product is exact: ``J v`` by the double-vjp trick, ``H_loss`` in closed form for
-cross-entropy (``diag(p) - p p^T`` per sample) and mean squared error (``2 I``), and by autograd
-for any other criterion, ``J^T`` by one backward pass.
+cross-entropy (``diag(p) - p p^T`` per sample and position of extra axes), binary cross-entropy
+on logits (``diag(p (1 - p))``) and mean squared error (``2 I``), and by autograd for any other
+criterion, ``J^T`` by one backward pass.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from spectra_torch._data import Batch, SampleCounter
 from spectra_torch._jacobian import JacobianTerm, OutputCurvature
 from spectra_torch._params import ParamSpec
 
-__all__ = ["GGNOperator", "loss_hessian", "model_outputs"]
+__all__ = [
+    "GGNOperator",
+    "is_plain_binary_cross_entropy",
+    "is_plain_cross_entropy",
+    "loss_hessian",
+    "model_outputs",
+]
 
 
 class GGNOperator(CompiledProducts):
@@ -94,15 +101,18 @@ def loss_hessian(
     criterion: Criterion, outputs: torch.Tensor, targets: object, *, reduction: str
 ) -> OutputCurvature:
     """``z -> H_loss z``, the Hessian of the batch loss w.r.t. the outputs, applied to ``z``."""
-    n = outputs.shape[0]
     if is_plain_cross_entropy(criterion, outputs, targets):
         probabilities = torch.softmax(outputs.detach(), dim=1)
-        scale = 1.0 / n if reduction == "mean" else 1.0
+        scale = outputs.shape[1] / outputs.numel() if reduction == "mean" else 1.0
 
         def cross_entropy(z: torch.Tensor) -> torch.Tensor:
             return scale * probabilities * (z - (probabilities * z).sum(1, keepdim=True))
 
         return cross_entropy
+    if is_plain_binary_cross_entropy(criterion):
+        p = torch.sigmoid(outputs.detach())
+        variance = p * (1 - p) / (outputs.numel() if reduction == "mean" else 1.0)
+        return lambda z: variance * z
     if type(criterion) is torch.nn.MSELoss:
         factor = 2.0 / outputs.numel() if reduction == "mean" else 2.0
         return lambda z: factor * z
@@ -110,16 +120,26 @@ def loss_hessian(
 
 
 def is_plain_cross_entropy(criterion: object, outputs: torch.Tensor, targets: object) -> bool:
-    """Cross-entropy on (n, C) logits and class indices, no weights, smoothing or ignored labels."""
+    """Cross-entropy on (n, C, ...) logits and (n, ...) class indices (sequences, segmentation),
+    no weights, smoothing or ignored labels."""
     return (
         type(criterion) is torch.nn.CrossEntropyLoss
         and criterion.weight is None
         and criterion.label_smoothing == 0
-        and outputs.ndim == 2
+        and outputs.ndim >= 2
         and isinstance(targets, torch.Tensor)
-        and targets.ndim == 1
+        and targets.shape == (outputs.shape[0], *outputs.shape[2:])
         and not targets.dtype.is_floating_point
         and not bool((targets == criterion.ignore_index).any())
+    )
+
+
+def is_plain_binary_cross_entropy(criterion: object) -> bool:
+    """``BCEWithLogitsLoss`` without ``weight`` or ``pos_weight``: a Bernoulli likelihood."""
+    return (
+        type(criterion) is torch.nn.BCEWithLogitsLoss
+        and criterion.weight is None
+        and criterion.pos_weight is None
     )
 
 
