@@ -14,7 +14,7 @@ products only backpropagate through them again; otherwise every product rebuilds
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -48,9 +48,11 @@ class Term(Protocol):
 
 
 def call_model(model: torch.nn.Module, inputs: Any) -> Any:
-    """``model(inputs)``, ``model(*inputs)`` for a tuple or list, ``model(**inputs)`` for a dict."""
-    if isinstance(inputs, Mapping):
-        return model(**inputs)
+    """``model(*inputs)`` for a tuple or list of inputs, else ``model(inputs)``.
+
+    A dict is one argument, ``model(batch_dict)``, as ``spectra_jax`` hands ``apply_fn`` its
+    inputs; a model taking keyword arguments needs ``loss_fn`` or a wrapper module.
+    """
     if isinstance(inputs, (tuple, list)):
         return model(*inputs)
     return model(inputs)
@@ -90,8 +92,10 @@ class CurvatureOperator(LinearOperator):
         self.num_samples = num_samples or first_dimension
         self.mode = _curvature.check_mode(mode, cached="keep_graph")
         check_same_samples(data, mode=self.mode)
-        self.memory_budget = _curvature.check_budget(memory_budget, free=_free_memory)
         dtype, device = _common_dtype_device(self.param_names, self.parameters)
+        self.memory_budget = _curvature.check_budget(
+            memory_budget, free=lambda: _free_memory(device)
+        )
         n = sum(p.numel() for p in self.parameters)
         super().__init__(shape=(n, n), dtype=dtype, device=device, xp=torch_xp)
         self._cache = TermCache(self.batches, mode=self.mode, budget=self.memory_budget)
@@ -207,10 +211,10 @@ def column(blocks: list[torch.Tensor], j: int, indices: Iterable[int]) -> list[t
     return [blocks[i][j] for i in indices]
 
 
-def _free_memory() -> int:
-    """The memory free now: of the first GPU when torch sees one, else of the host."""
-    if torch.cuda.is_available():
-        return int(torch.cuda.mem_get_info()[0])
+def _free_memory(device: torch.device) -> int:
+    """The memory free now where the parameters live: their GPU, else the host."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
     return _curvature.host_free_memory()
 
 

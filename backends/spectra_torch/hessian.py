@@ -51,8 +51,8 @@ class HessianOperator(CompiledProducts):
     model : the ``torch.nn.Module``; its ``.grad`` fields and train/eval mode are left untouched
         (train-mode batch norm or dropout triggers a warning).
     criterion : ``criterion(outputs, targets)`` for ``(inputs, targets)`` batches, where
-        ``outputs = model(inputs)`` (``model(*inputs)`` for a tuple, ``model(**inputs)`` for a
-        dict). Leave it ``None`` and pass ``loss_fn`` for anything else.
+        ``outputs = model(inputs)`` (``model(*inputs)`` for a tuple or list; a dict is one
+        argument). Leave it ``None`` and pass ``loss_fn`` for anything else.
     data : one batch, a list of batches or a re-iterable loader (``DataLoader``).
     loss_fn : ``loss_fn(model, batch)`` returning the batch's mean loss as a 0-d tensor.
     params : ``None`` (all trainable parameters) or names, glob patterns, submodules or
@@ -61,7 +61,8 @@ class HessianOperator(CompiledProducts):
         leading dimension of its first tensor).
     mode : ``"auto"`` (keep the graphs while they fit in ``memory_budget``), ``"keep_graph"`` or
         ``"recompute"``.
-    memory_budget : bytes the kept graphs may hold (default: half the free device memory).
+    memory_budget : bytes the kept graphs may hold (default: half the memory free on the
+        parameters' device: their GPU, or the host).
     process_group : a ``torch.distributed`` group (e.g. ``dist.group.WORLD``): each rank passes
         its own shard as ``data`` and products are over the union of the shards, by one
         all-reduce per ``matmat`` (``spectra_torch.distributed``). A model wrapped in
