@@ -16,6 +16,8 @@ fresh double backward 8.3 ms and forward-over-reverse 12.9 ms, so ``mode="auto"`
 within ``memory_budget`` and otherwise recomputes by double backward; ``recompute_with`` picks
 forward-over-reverse instead. Several vectors go through the same graph one after the other, or
 as one batched backward where ``spectra_torch._base.BATCHED_FROM`` says that wins on the device.
+``compile=True`` (opt-in) runs each kept batch's product as a ``torch.compile``'d linearisation
+of its gradient instead (``spectra_torch._compiled``): faster products after a compile of seconds.
 """
 
 from __future__ import annotations
