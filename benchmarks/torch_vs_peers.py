@@ -470,6 +470,84 @@ def source_state() -> str:
     return f"commit {commit}" + (" with local changes in spectra/ or backends/" if dirty else "")
 
 
+def hvp_methods(
+    model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, compiled: st.HessianOperator | None
+) -> dict[str, Callable[[], Callable[[torch.Tensor], Any]]]:
+    """name -> setup returning a product on flat vectors (each set up once, then timed)."""
+    criterion = torch.nn.CrossEntropyLoss()
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def gradient() -> Callable[[torch.Tensor], Any]:
+        return lambda v: torch.autograd.grad(criterion(model(X), y), params)
+
+    def spectra_torch(**options: Any) -> Callable[[], Callable[[torch.Tensor], Any]]:
+        return lambda: st.HessianOperator(model, criterion, (X, y), **options).matvec
+
+    def eigenthings() -> Callable[[torch.Tensor], Any]:
+        import hessian_eigenthings as he
+
+        loss = lambda m, b: criterion(m(b[0]), b[1])  # noqa: E731
+        return he.HessianOperator(model, [(X, y)], loss).matvec
+
+    def pyhessian() -> Callable[[torch.Tensor], Any]:
+        ph: Any = importlib.import_module("pyhessian.hessian")
+        comp = ph.hessian(model, criterion, data=(X, y), cuda=False)
+        sizes = [p.numel() for p in params]
+
+        def product(v: torch.Tensor) -> Any:
+            parts = [t.reshape(p.shape) for t, p in zip(torch.split(v, sizes), params, strict=True)]
+            return ph.hessian_vector_product(comp.gradsH, comp.params, parts)
+
+        return product
+
+    methods = {
+        "one gradient (the unit)": gradient,
+        "spectra_torch keep_graph (default)": spectra_torch(mode="keep_graph"),
+        "spectra_torch recompute, double backward": spectra_torch(mode="recompute"),
+        "spectra_torch recompute, forward over reverse": spectra_torch(
+            mode="recompute", recompute_with="forward_over_reverse"
+        ),
+        "PyHessian (kept graph)": pyhessian,
+        "hessian-eigenthings": eigenthings,
+    }
+    if compiled is not None:
+        methods["spectra_torch compile=True"] = lambda: compiled.matvec
+    return methods
+
+
+def print_hvp_costs(
+    model: torch.nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    compiled: st.HessianOperator | None,
+    rounds: int,
+) -> None:
+    """One product as a multiple of one gradient, methods timed in interleaved rounds."""
+    n = sum(p.numel() for p in model.parameters())
+    v = torch.randn(n)
+    ready: dict[str, Callable[[torch.Tensor], Any]] = {}
+    for name, setup in hvp_methods(model, X, y, compiled).items():
+        try:
+            product = setup()
+            product(v)
+            ready[name] = product
+        except Exception as error:  # a peer that fails is reported, not fatal
+            print(f"{name}: failed: {type(error).__name__}: {error}".splitlines()[0][:120])
+    times: dict[str, list[float]] = {name: [] for name in ready}
+    for _ in range(rounds):
+        for name, product in ready.items():
+            start = time.perf_counter()
+            product(v)
+            times[name].append(time.perf_counter() - start)
+    unit = float(np.median(times["one gradient (the unit)"]))
+    print(f"\nOne product on a flat vector, median of {rounds} interleaved rounds\n")
+    print("| method | ms | / gradient |")
+    print("|---|---:|---:|")
+    for name, seconds in times.items():
+        median = float(np.median(seconds))
+        print(f"| {name} | {1e3 * median:.2f} | {median / unit:.2f} |")
+
+
 # -- one model --------------------------------------------------------------------------------
 def product_times(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """Median seconds of spectra's graph build and of one kept-graph HVP."""
@@ -533,6 +611,7 @@ def benchmark(label: str, make: Callable[[], torch.nn.Module], args: argparse.Na
     if HEADLINE not in args.accuracies:
         return
     rows = list(counts[HEADLINE])
+    op = None
     if args.compile:
         op = st.HessianOperator(model, torch.nn.CrossEntropyLoss(), (X, y), compile=True)
         op.matvec(torch.zeros(n))  # builds and compiles the product
@@ -546,6 +625,7 @@ def benchmark(label: str, make: Callable[[], torch.nn.Module], args: argparse.Na
         )
         row.extra_seconds = op.compile_seconds
         rows.append(row)
+    print_hvp_costs(model, X, y, op, args.rounds)
     low = min(floors[HEADLINE])
     peers: list[tuple[str, Run, list[Any]]] = [
         ("scipy eigsh on a kept-graph HVP", eigsh_run(model, X, y), tol_grid(HEADLINE)),
@@ -585,6 +665,7 @@ def main() -> None:
     parser.add_argument("--models", default="mlp,cnn")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per run")
+    parser.add_argument("--rounds", type=int, default=20, help="rounds of the per-HVP timing")
     parser.add_argument(
         "--no-compile",
         dest="compile",
@@ -602,7 +683,7 @@ def main() -> None:
     args = parser.parse_args()
     args.accuracies = ACCURACIES
     if args.quick:
-        args.models, args.seeds, args.repeats = "mlp", 2, 1
+        args.models, args.seeds, args.repeats, args.rounds = "mlp", 2, 1, 5
         args.accuracies, args.compile, args.pyhessian = (HEADLINE,), False, False
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(args.threads)
