@@ -391,23 +391,35 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 def sample_keys(seed: int, rows: Sequence[np.ndarray]) -> np.ndarray:
-    """One 64-bit key per sample: BLAKE2b of ``seed`` and the sample's input bytes.
+    """One 64-bit key per sample, a hash of ``seed`` and the sample's input bytes.
 
     ``rows`` are ``(n, bytes)`` uint8 arrays, one per input array with a leading sample
     dimension, row ``i`` holding sample ``i``'s bytes (C order). A sample's key depends on its
-    inputs alone, not on its batch, its position or the order of the data.
+    inputs alone, not on its batch, its position or the order of the data. The bytes are read as
+    little-endian 64-bit words; word ``j`` is xored with a key of ``(seed, j)`` and mixed by the
+    SplitMix64 finalizer (a bijection), and the mixed words are summed: samples that differ in
+    one word always get different keys, others collide with probability about 2**-64.
     """
     if not rows:
         raise ValueError("sample_keys needs at least one (n, bytes) array of sample inputs")
     n = rows[0].shape[0]
-    keys = np.empty(n, dtype=np.uint64)
-    seeded = hashlib.blake2b(f"spectra fisher labels {int(seed)}:".encode(), digest_size=8)
-    for i in range(n):
-        digest = seeded.copy()
-        for row in rows:
-            digest.update(row[i].tobytes())
-        keys[i] = int.from_bytes(digest.digest(), "little")
-    return keys
+    data = np.concatenate([np.asarray(row, dtype=np.uint8).reshape(n, -1) for row in rows], 1)
+    width = data.shape[1]
+    words = np.pad(data, ((0, 0), (0, -width % 8))).view("<u8")
+    digest = hashlib.blake2b(f"spectra fisher labels {int(seed)}".encode(), digest_size=8)
+    seeded = np.uint64(int.from_bytes(digest.digest(), "little"))
+    positions = _splitmix64(seeded + np.arange(1, words.shape[1] + 1, dtype=np.uint64) * _GOLDEN)
+    with np.errstate(over="ignore"):
+        total = _splitmix64(words ^ positions).sum(axis=1, dtype=np.uint64)
+        return _splitmix64(total + np.uint64(width) * _GOLDEN + seeded)
+
+
+def _splitmix64(z: np.ndarray) -> np.ndarray:
+    """The SplitMix64 output function (Steele, Lea, Flood, OOPSLA 2014), elementwise on uint64."""
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
 
 
 def sample_uniforms(keys: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -423,10 +435,7 @@ def sample_uniforms(keys: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     per_sample = m * int(np.prod(rest, dtype=np.int64))
     counters = np.arange(1, per_sample + 1, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        z = keys.astype(np.uint64)[:, None] + counters[None, :] * _GOLDEN
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
+        z = _splitmix64(keys.astype(np.uint64)[:, None] + counters[None, :] * _GOLDEN)
     uniforms = ((z >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
     return np.moveaxis(uniforms.reshape(n, m, *rest), 0, 1)
 

@@ -145,6 +145,13 @@ def test_label_noise_is_a_function_of_each_sample() -> None:
         _curvature.label_noise(7, _rows(X), shape, likelihood="poisson")
 
 
+def test_samples_that_differ_in_one_word_get_different_keys() -> None:
+    """Each mixed word is a bijection of the word, so one changed word always changes the sum."""
+    rows = np.zeros((1000, 40), dtype=np.uint8)
+    rows[:, 16:24] = np.arange(1000, dtype="<u8").view(np.uint8).reshape(1000, 8)
+    assert len(set(_curvature.sample_keys(0, [rows]).tolist())) == 1000
+
+
 @pytest.mark.parametrize(
     ("likelihood", "cdf"),
     [
