@@ -650,6 +650,9 @@ def _finish(
         from_host(op.xp, coefficients, dtype=op.dtype, device=op.device) @ basis
     )
     del basis
+    # Restarts rotate the basis in floating point: its rows drift from unit length by about
+    # eps per cycle, which would scale Rayleigh quotients by as much.
+    Y = Y / op.xp.linalg.vector_norm(Y, axis=0)[None, :]
     others = np.setdiff1d(np.arange(status.values.shape[0]), wanted)
     values, residuals = status.values[wanted], status.residuals[wanted]
     margin = _RELATION_MARGIN * np.sqrt(rows * cycles) * state.eps * state.norm
