@@ -33,23 +33,35 @@ def _one_thread():
 
 
 # -- forward-over-reverse through MSELoss ---------------------------------------------------
-@pytest.mark.parametrize("use_loss_fn", [False, True], ids=["criterion", "loss_fn"])
-def test_forward_over_reverse_of_mean_mse_matches_dense_hessian(use_loss_fn: bool) -> None:
+def _mse(m: nn.Module, batch: tuple, reduction: str = "mean") -> torch.Tensor:
+    return nn.functional.mse_loss(m(batch[0]), batch[1], reduction=reduction)
+
+
+# the operator's loss and the dense oracle's: the mean over 20 samples of the per-sample loss
+MSE_LOSSES = {
+    "criterion-mean": ({"criterion": nn.MSELoss()}, lambda m, b: _mse(m, b)),
+    "criterion-sum": (
+        {"criterion": nn.MSELoss(reduction="sum")},
+        lambda m, b: _mse(m, b, "sum") / 20,
+    ),
+    "loss_fn": ({"loss_fn": _mse}, lambda m, b: _mse(m, b)),
+    "loss_fn-none": ({"loss_fn": lambda m, b: _mse(m, b, "none").mean()}, lambda m, b: _mse(m, b)),
+}
+
+
+@pytest.mark.parametrize("loss", MSE_LOSSES)
+def test_forward_over_reverse_of_mse_matches_dense_hessian(loss: str) -> None:
     model = mlp(outputs=2)
     X, y = regression(n=20, features=5, outputs=2)
-    loss: dict = (
-        {"loss_fn": lambda m, b: nn.functional.mse_loss(m(b[0]), b[1])}
-        if use_loss_fn
-        else {"criterion": nn.MSELoss()}
-    )
+    options, oracle = MSE_LOSSES[loss]
     op = st.HessianOperator(
         model,
         data=split((X, y), [12, 8]),
         mode="recompute",
         recompute_with="forward_over_reverse",
-        **loss,
+        **options,
     )
-    expected = dense_hessian(model, lambda m: nn.functional.mse_loss(m(X), y))
+    expected = dense_hessian(model, lambda m: oracle(m, (X, y)))
     np.testing.assert_allclose(dense(op), expected, rtol=0, atol=1e-12)
 
 

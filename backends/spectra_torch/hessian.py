@@ -34,7 +34,7 @@ from spectra_torch._base import (
 )
 from spectra_torch._compiled import CompiledProducts, Compiler, LinearizedGradient
 from spectra_torch._data import Batch, SampleCounter
-from spectra_torch._functorch import mean_squared_error_by_sum
+from spectra_torch._functorch import elementwise_mse_loss
 from spectra_torch._params import ParamSpec
 
 __all__ = ["HessianOperator"]
@@ -176,7 +176,7 @@ class _ForwardOverReverse:
         }
 
     def loss(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        with mean_squared_error_by_sum():  # torch's mean-MSE bug (spectra_torch._functorch)
+        with elementwise_mse_loss():  # torch's mse_loss bug (spectra_torch._functorch)
             return torch.func.functional_call(self.module, params, (self.batch,))
 
     def apply(self, blocks: list[torch.Tensor]) -> list[torch.Tensor]:
