@@ -67,7 +67,9 @@ class Compiler:
             return None
         start = time.perf_counter()
         try:
-            _, linear = torch.func.linearize(function, primals)
+            with warnings.catch_warnings():  # torch's const-folding pass warns on every trace
+                warnings.filterwarnings("ignore", "Attempted to insert a get_attr", UserWarning)
+                _, linear = torch.func.linearize(function, primals)
             compiled = torch.compile(linear)
             compiled({name: torch.zeros_like(p) for name, p in primals.items()})
         except Exception as error:  # any compile failure: fall back, never lose the product
