@@ -5,7 +5,7 @@ batch): an MLP (25k parameters) and a small CNN (11k parameters), float32, brief
 Hessian has the usual outliers. Every thread pool is pinned (torch intra- and inter-op, OpenMP,
 OpenBLAS, MKL: environment variables set before numpy is imported, then threadpoolctl).
 
-* Reference: scipy ``eigsh`` (ARPACK, ``tol=1e-12``) on a float64 copy of the model, on a
+* Reference: scipy ``eigsh`` (ARPACK, ``tol=1e-10``) on a float64 copy of the model, on a
   kept-graph HVP written here: independent of spectra.
 * Accuracy of a run: the largest relative error of its 20 values against the reference.
 * Floor: plain Lanczos with full reorthogonalisation, no restart, from a random start (the
@@ -73,6 +73,7 @@ from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 import spectra  # noqa: E402
 
 K = 20
+FLOOR_STEPS = 300  # more than 4x what the floor needed wherever it was reachable
 ACCURACIES = (1e-2, 1e-4, 1e-6)
 HEADLINE = 1e-4  # the accuracy at which times and peers are compared
 Run = Callable[[Any, int], tuple[np.ndarray, int]]  # (setting, seed) -> (values, HVPs)
@@ -197,13 +198,13 @@ def relative_error(values: Any, reference: np.ndarray) -> float:
 
 
 def reference_top(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-    """Top-k eigenvalues of the float64 Hessian by ARPACK to ``tol=1e-12`` (not spectra)."""
+    """Top-k eigenvalues of the float64 Hessian by ARPACK to ``tol=1e-10`` (not spectra)."""
     hvp = KeptGraphHVP(copy.deepcopy(model).double(), X.double(), y)
     values = scipy.sparse.linalg.eigsh(
         hvp.scipy(),
         k=K,
         which="LA",
-        tol=1e-12,
+        tol=1e-10,
         v0=start_vector(hvp.n, 12345),
         return_eigenvectors=False,
     )
@@ -215,13 +216,14 @@ def floor_steps(
     hvp: KeptGraphHVP, reference: np.ndarray, seed: int, accuracies: tuple[float, ...]
 ) -> dict[float, int]:
     """First Lanczos step (plain, full reorthogonalisation, no restart) at which all K Ritz
-    values reach each accuracy, from the seed's random start."""
+    values reach each accuracy, from the seed's random start; accuracies not reached within
+    ``FLOOR_STEPS`` (below what float32 products resolve) are left out."""
     v = torch.as_tensor(start_vector(hvp.n, seed), dtype=torch.float64)
     basis = [v / torch.linalg.norm(v)]
     alphas: list[float] = []
     betas: list[float] = []
     found: dict[float, int] = {}
-    for step in range(1, hvp.n):
+    for step in range(1, min(hvp.n, FLOOR_STEPS + 1)):
         w = hvp(basis[-1].to(hvp.dtype)).to(torch.float64)
         alphas.append(float(basis[-1] @ w))
         Q = torch.stack(basis, dim=1)
@@ -239,7 +241,7 @@ def floor_steps(
                 return found
         betas.append(float(torch.linalg.norm(w)))
         basis.append(w / betas[-1])
-    raise RuntimeError("the floor never reached the accuracy")
+    return found
 
 
 # -- solvers ------------------------------------------------------------------------------------
@@ -398,22 +400,24 @@ def med_worst(values: Sequence[float], fmt: str) -> str:
     return f"{format(float(np.median(values)), fmt)} / {format(float(np.max(values)), fmt)}"
 
 
-def print_counts(rows: dict[float, list[Row]], floors: dict[float, list[int]]) -> None:
+def print_counts(rows: dict[float, list[Row]], floors: dict[float, list[int] | None]) -> None:
     print("HVPs per run, median / worst over seeds; ratio to the floor of the same seed")
     print("(max relative error of the 20 values, worst seed)\n")
     print("| requested accuracy | method | setting | HVPs | / floor | worst error |")
     print("|---|---|---:|---:|---:|---:|")
     for accuracy, accuracy_rows in rows.items():
         floor = floors[accuracy]
-        print(
-            f"| {accuracy:g} | floor (plain Lanczos, full reorth.) | - | "
-            f"{med_worst(floor, '.0f')} | 1 / 1 | - |"
-        )
+        reached = f"{med_worst(floor, '.0f')} | 1 / 1" if floor else f"> {FLOOR_STEPS} | -"
+        print(f"| {accuracy:g} | floor (plain Lanczos, full reorth.) | - | {reached} | - |")
         for row in accuracy_rows:
-            ratios = [h / f for h, f in zip(row.hvps, floor, strict=True)]
+            ratios = (
+                med_worst([h / f for h, f in zip(row.hvps, floor, strict=True)], ".2f")
+                if floor
+                else "-"
+            )
             print(
                 f"| {accuracy:g} | {row.name} | {row.setting} | {med_worst(row.hvps, '.0f')} | "
-                f"{med_worst(ratios, '.2f')} | {max(row.errors):.1e} |"
+                f"{ratios} | {max(row.errors):.1e} |"
             )
 
 
@@ -578,13 +582,16 @@ def benchmark(label: str, make: Callable[[], torch.nn.Module], args: argparse.Na
     start = time.perf_counter()
     reference = reference_top(model, X, y)
     print(
-        f"reference (scipy eigsh, float64, tol 1e-12, {time.perf_counter() - start:.1f} s): "
+        f"reference (scipy eigsh, float64, tol 1e-10, {time.perf_counter() - start:.1f} s): "
         f"{reference[0]:.5g} ... {reference[-1]:.5g}\n"
     )
     floors_by_seed = [
         floor_steps(KeptGraphHVP(model, X, y), reference, seed, args.accuracies) for seed in seeds
     ]
-    floors = {a: [f[a] for f in floors_by_seed] for a in args.accuracies}
+    floors: dict[float, list[int] | None] = {
+        a: [f[a] for f in floors_by_seed] if all(a in f for f in floors_by_seed) else None
+        for a in args.accuracies
+    }
     build, product = product_times(model, X, y)
     counts: dict[float, list[Row]] = {}
     for accuracy in args.accuracies:
@@ -608,7 +615,8 @@ def benchmark(label: str, make: Callable[[], torch.nn.Module], args: argparse.Na
             ),
         ]
     print_counts(counts, floors)
-    if HEADLINE not in args.accuracies:
+    headline_floor = floors.get(HEADLINE)
+    if headline_floor is None:
         return
     rows = list(counts[HEADLINE])
     op = None
@@ -626,7 +634,7 @@ def benchmark(label: str, make: Callable[[], torch.nn.Module], args: argparse.Na
         row.extra_seconds = op.compile_seconds
         rows.append(row)
     print_hvp_costs(model, X, y, op, args.rounds)
-    low = min(floors[HEADLINE])
+    low = min(headline_floor)
     peers: list[tuple[str, Run, list[Any]]] = [
         ("scipy eigsh on a kept-graph HVP", eigsh_run(model, X, y), tol_grid(HEADLINE)),
         (
@@ -656,7 +664,7 @@ def benchmark(label: str, make: Callable[[], torch.nn.Module], args: argparse.Na
     if len(rows) > 2:
         print()
         print_counts({HEADLINE: rows[2:]}, floors)
-    print_times(rows, floors[HEADLINE], build, product, HEADLINE)
+    print_times(rows, headline_floor, build, product, HEADLINE)
 
 
 def main() -> None:
