@@ -385,10 +385,12 @@ def _decide(state: _Krylov, status: _Status, settings: _Settings, *, full: bool)
     - ``"restart"``: the basis is full;
     - ``"expand"``: keep going.
 
-    Convergence is not trusted before a phase has spent ARPACK's default basis size in products:
-    a smaller space can hold converged pairs that are not yet the wanted ones.
+    Convergence is not trusted before a phase has spent, in products, ARPACK's default basis size
+    for the values it seeks (the ``k`` wanted in the search, the best one per end in a verify
+    phase): a smaller space can hold converged pairs that are not yet the wanted ones.
     """
-    settled = full or state.phase_matvecs >= _default_ncv(settings.k, state.V.shape[1])
+    sought = settings.k if state.phase == "search" else (2 if settings.which == "BE" else 1)
+    settled = full or state.phase_matvecs >= _default_ncv(sought, state.V.shape[1])
     wanted_converged = bool(np.all(status.converged[status.wanted]))
     if not (settled and wanted_converged):
         return "restart" if full else "expand"
