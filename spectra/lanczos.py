@@ -60,9 +60,12 @@ from spectra.results import EigenResult, IterationInfo, check_callback, eigen_re
 
 __all__ = ["lanczos"]
 
-# Rows of the basis updated together during a restart: bounds the temporary to this many
+# Columns of the basis transformed together during a restart: bounds the temporary to this many
 # entries per basis vector, so the restart needs no second copy of the basis.
 _RESTART_CHUNK = 1 << 16
+# A Lanczos step orthogonalises against the basis rows up to the next multiple of this (the
+# rows past the current one are zero), so that a run uses a few array shapes, not one per step.
+_SHAPE_STEP = 16
 # The decomposition reproduces a residual and a Ritz value to about sqrt(m) eps ||A|| per cycle
 # (restarts add their rounding) plus the operator's own; its values are reported when they clear
 # the threshold by this many times sqrt(m * cycles) eps ||A||, and recomputed otherwise.
@@ -305,13 +308,16 @@ def _step(op: LinearOperator, state: _Krylov, j: int, rng: np.random.Generator) 
     w = op.matvec(state.V[j, :])
     state.n_matvec += 1
     state.phase_matvecs += 1
+    # Rows past ``j`` are zero: orthogonalising against a few of them keeps the shapes to a
+    # handful per run (compiling namespaces such as JAX compile each shape once, not each step).
+    m = min(state.V.shape[0], _SHAPE_STEP * math.ceil((j + 1) / _SHAPE_STEP))
     w, h, beta, norm_Aw = orthogonalize_step(
-        op.xp, state.V[None, : j + 1, :], w[None, :, None], where=f"at Lanczos step {j + 1}"
+        op.xp, state.V[None, :m, :], w[None, :, None], where=f"at Lanczos step {j + 1}"
     )
     state.norm = max(state.norm, float(norm_Aw[0]))
-    state.G[: j + 1, j] = h[0]
+    state.G[: j + 1, j] = h[0, : j + 1]
     if beta[0] <= state.eps**0.75 * state.norm:
-        next_row = _fresh_vector(op, state.V[: j + 1, :], rng)
+        next_row = _fresh_vector(op, state.V, rng)
         state.G[j + 1, j] = 0.0
         state.n_breakdowns += 1
     else:
@@ -510,11 +516,12 @@ def _restart(
         room=settings.ncv - new_locked,
     )
     kept = order[:n_keep]
-    _rotate_basis(op, state, ritz.vectors[:, locking + kept], first=n_locked, stop=rows)
     residual_row = new_locked + n_keep
-    state.V = set_block(
-        state.V, (slice(residual_row, residual_row + 1), slice(None)), state.V[rows : rows + 1, :]
-    )
+    transform = np.zeros((state.V.shape[0], state.V.shape[0]), dtype=state.G.dtype)
+    transform[np.arange(n_locked), np.arange(n_locked)] = 1.0
+    transform[n_locked:residual_row, n_locked:rows] = ritz.vectors[:, locking + kept].T
+    transform[residual_row, rows] = 1.0
+    _transform_basis(op, state, transform)
     G = np.zeros_like(state.G)
     chosen = np.arange(n_locked, residual_row)
     G[:n_locked, chosen] = state.G[:n_locked, n_locked:rows] @ ritz.vectors[:, locking + kept]
@@ -535,19 +542,13 @@ def _fresh_restart(
     """Begin a verify phase: the basis keeps exactly the wanted pairs, all locked (locked pairs no
     longer wanted leave it), and the expansion continues from a random vector orthogonal to them.
     """
-    n_locked, wanted = state.n_locked, np.sort(status.wanted)
-    coefficients = np.zeros((rows, wanted.shape[0]), dtype=state.G.dtype)
-    for column, index in enumerate(wanted):
-        if index < n_locked:
-            coefficients[index, column] = 1.0
-        else:
-            coefficients[n_locked:rows, column] = status.ritz.vectors[:, index - n_locked]
-    _rotate_basis(op, state, coefficients, first=0, stop=rows)
+    wanted = np.sort(status.wanted)
     p = wanted.shape[0]
+    transform = np.zeros((state.V.shape[0], state.V.shape[0]), dtype=state.G.dtype)
+    transform[:p, :] = _pair_coefficients(state, status, wanted, rows=rows)
+    _transform_basis(op, state, transform)
     state.V = set_block(
-        state.V,
-        (slice(p, p + 1), slice(None)),
-        _fresh_vector(op, state.V[:p, :], rng)[None, :],
+        state.V, (slice(p, p + 1), slice(None)), _fresh_vector(op, state.V, rng)[None, :]
     )
     state.G = np.zeros_like(state.G)
     state.G[np.arange(p), np.arange(p)] = status.values[wanted]
@@ -605,18 +606,29 @@ def _score(values: np.ndarray, which: str) -> np.ndarray:
     return np.abs(values - (np.max(values) + np.min(values)) / 2)
 
 
-def _rotate_basis(
-    op: LinearOperator, state: _Krylov, coefficients: np.ndarray, *, first: int, stop: int
-) -> None:
-    """``V[first:first + p] = coefficients^T V[first:stop]`` in chunks of columns, in place."""
+def _pair_coefficients(
+    state: _Krylov, status: _Status, pairs: np.ndarray, *, rows: int
+) -> np.ndarray:
+    """Coefficients over the basis rows of the pairs ``pairs`` (indices into ``status.values``,
+    locked ones first): one row each, zero past ``rows``."""
+    n_locked = state.n_locked
+    coefficients = np.zeros((pairs.shape[0], state.V.shape[0]), dtype=state.G.dtype)
+    for row, index in enumerate(pairs):
+        if index < n_locked:
+            coefficients[row, index] = 1.0
+        else:
+            coefficients[row, n_locked:rows] = status.ritz.vectors[:, index - n_locked]
+    return coefficients
+
+
+def _transform_basis(op: LinearOperator, state: _Krylov, transform: np.ndarray) -> None:
+    """``V = transform @ V`` (the whole basis, one shape per run) in chunks of columns."""
     V = state.V
-    xp_coefficients = from_host(op.xp, coefficients.T, dtype=op.dtype, device=op.device)
-    p = coefficients.shape[1]
+    xp_transform = from_host(op.xp, transform, dtype=op.dtype, device=op.device)
     n = V.shape[1]
     for c0 in range(0, n, _RESTART_CHUNK):
         c1 = min(c0 + _RESTART_CHUNK, n)
-        block = xp_coefficients @ V[first:stop, c0:c1]
-        V = set_block(V, (slice(first, first + p), slice(c0, c1)), block)
+        V = set_block(V, (slice(None), slice(c0, c1)), xp_transform @ V[:, c0:c1])
     state.V = V
 
 
@@ -639,14 +651,9 @@ def _finish(
     ``tol``, unconverged pairs, or an invariant subspace whose neglected ``beta`` the
     decomposition leaves out) the true residuals are computed with one block product.
     """
-    n_locked, wanted = state.n_locked, status.wanted
-    coefficients = np.zeros((wanted.shape[0], rows), dtype=state.G.dtype)
-    for row, index in enumerate(wanted):
-        if index < n_locked:
-            coefficients[row, index] = 1.0
-        else:
-            coefficients[row, n_locked:rows] = status.ritz.vectors[:, index - n_locked]
-    basis = state.V[:rows, :]
+    wanted = status.wanted
+    coefficients = _pair_coefficients(state, status, wanted, rows=rows)
+    basis = state.V
     del state.V  # free the basis before the final block product
     Y = op.xp.matrix_transpose(
         from_host(op.xp, coefficients, dtype=op.dtype, device=op.device) @ basis
