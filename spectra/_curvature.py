@@ -20,8 +20,8 @@ applies the batch's curvature to a block of tangents, and this module supplies t
   linearization) and recomputed ones (:func:`check_mode`, :func:`check_budget`,
   :func:`use_cache`, :class:`TermCache`);
 * the validation messages, and the Monte Carlo Fisher's seeded label noise, a function of each
-  sample's input bytes (:func:`label_noise`; :func:`fisher_noise` draws per batch index), so
-  that the same seed draws the same labels in every framework.
+  sample's input bytes (:func:`sample_rows`, :func:`label_noise`), so that the same seed draws
+  the same labels whatever the batching and in every framework.
 
 Nothing here imports a framework: arrays are recognised by a predicate the adapter passes in.
 """
@@ -54,11 +54,11 @@ __all__ = [
     "check_scalar_loss",
     "check_seed",
     "first_dimension",
-    "fisher_noise",
     "host_free_memory",
     "iterate",
     "label_noise",
     "sample_keys",
+    "sample_rows",
     "sample_uniforms",
     "select_names",
     "split_pair",
@@ -390,6 +390,30 @@ LIKELIHOODS = ("categorical", "gaussian", "bernoulli")
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
+def sample_rows(
+    leaves: Iterable[Any], n: int, *, host_bytes: Callable[[Any], np.ndarray], kind: str
+) -> list[np.ndarray]:
+    """The ``(n, bytes)`` uint8 host rows of each array in ``leaves`` with ``n`` leading samples.
+
+    What identifies a sample for the Monte Carlo Fisher's labels (:func:`sample_keys`): row ``i``
+    of ``host_bytes(leaf)`` holds sample ``i``'s elements in C order, in the leaf's own dtype, so
+    identical inputs give identical rows in every framework. Leaves without that leading
+    dimension are left out; ``kind`` names the adapter's arrays in the error when none is left.
+    """
+    rows = [
+        host_bytes(leaf)
+        for leaf in leaves
+        if len(getattr(leaf, "shape", ())) > 0 and leaf.shape[0] == n
+    ]
+    if not rows:
+        raise ValueError(
+            "FisherOperator draws each sample's labels from its input bytes: the batch's inputs "
+            f"need a {kind} whose leading dimension is the number of samples ({n}, the model "
+            "outputs' leading dimension)"
+        )
+    return rows
+
+
 def sample_keys(seed: int, rows: Sequence[np.ndarray]) -> np.ndarray:
     """One 64-bit key per sample, a hash of ``seed`` and the sample's input bytes.
 
@@ -460,16 +484,3 @@ def label_noise(
     if likelihood == "gaussian":
         return scipy.special.ndtri(uniforms)
     return uniforms
-
-
-def fisher_noise(seed: int, index: int, shape: tuple[int, ...], *, categorical: bool) -> np.ndarray:
-    """The host noise that draws batch ``index``'s labels: Gumbel or standard normal, float64.
-
-    A categorical label is ``argmax(log_softmax(f) + gumbel)`` (the Gumbel-max trick); a Gaussian
-    one is ``f + noise * sigma``. Drawn from ``numpy.random.default_rng([seed, index])``, so every
-    framework, device and rank draws the same labels for the same seed.
-    """
-    rng = np.random.default_rng([seed, index])
-    if categorical:
-        return -np.log(-np.log(rng.uniform(np.finfo(np.float64).tiny, 1.0, size=shape)))
-    return rng.standard_normal(shape)

@@ -118,13 +118,6 @@ def test_option_checks(options: dict, error: type, match: str) -> None:
         _curvature.check_budget(options.get("memory_budget"), free=lambda: 0)
 
 
-def test_fisher_noise_is_seeded_per_batch() -> None:
-    a = _curvature.fisher_noise(3, 0, (2, 5), categorical=True)
-    np.testing.assert_array_equal(a, _curvature.fisher_noise(3, 0, (2, 5), categorical=True))
-    assert not np.array_equal(a, _curvature.fisher_noise(3, 1, (2, 5), categorical=True))
-    assert not np.array_equal(a, _curvature.fisher_noise(4, 0, (2, 5), categorical=True))
-
-
 def _rows(X: np.ndarray) -> list[np.ndarray]:
     return [np.ascontiguousarray(X).reshape(X.shape[0], -1).view(np.uint8)]
 

@@ -151,5 +151,5 @@ def test_fisher_bad_options(options: dict, error: type, match: str) -> None:
 
 def test_fisher_categorical_needs_logits() -> None:
     op = sj.FisherOperator(lambda p, x: apply(p, x)[:, 0], params(), batch())
-    with pytest.raises(ValueError, match=r"needs \(n, C\) logits"):
+    with pytest.raises(ValueError, match=r"\(n, C, \.\.\.\) logits for the categorical"):
         op.matmat(ones(op))

@@ -307,17 +307,35 @@ def test_empirical_fisher_matches_dense() -> None:
         np.testing.assert_allclose(dense(op), J.T @ J / X.shape[0], rtol=0, atol=TOL)
 
 
+def negative_log_likelihood(likelihood: str, f: jax.Array, labels: jax.Array) -> jax.Array:
+    """``-log p(labels | f)`` per draw and sample, up to constants, written out independently."""
+    if likelihood == "categorical":
+        logp = jax.nn.log_softmax(f, axis=-1)
+        return -jnp.take_along_axis(logp, labels[..., None], -1)[..., 0]
+    if likelihood == "bernoulli":
+        return -(labels * jax.nn.log_sigmoid(f) + (1 - labels) * jax.nn.log_sigmoid(-f)).sum(-1)
+    return ((f - labels) ** 2).sum(-1)  # N(f, I / 2)
+
+
 @pytest.mark.parametrize(
-    ("likelihood", "make_data", "outputs"),
-    [("categorical", classification, 3), ("gaussian", regression, 2)],
+    ("likelihood", "make_data", "outputs", "reduction"),
+    [
+        ("categorical", classification, 3, "mean"),
+        ("gaussian", regression, 2, "mean"),
+        ("gaussian", regression, 2, "sum"),
+        ("bernoulli", classification, 3, "mean"),
+    ],
 )
 def test_fisher_matches_dense_at_the_sampled_labels(
-    likelihood: str, make_data: Callable, outputs: int
+    likelihood: str, make_data: Callable, outputs: int, reduction: str
 ) -> None:
-    """Two unequal batches, 3 draws each: (1/(3N)) sum of g g^T over per-sample NLL gradients."""
+    """Two unequal batches, 3 draws each: (s/(3N)) sum of g g^T over per-sample NLL gradients,
+    ``s`` one over the output elements for a mean Gaussian or Bernoulli, else 1."""
     params, (X, y) = mlp_params(outputs), make_data()
     batches = split((X, y), [9, X.shape[0] - 9])
-    op = sj.FisherOperator(mlp, params, batches, likelihood=likelihood, mc_samples=3, seed=11)
+    op = sj.FisherOperator(
+        mlp, params, batches, likelihood=likelihood, mc_samples=3, seed=11, reduction=reduction
+    )
     sampled = [
         op.sample_targets(mlp(params, part), op._aux(i, (part, None)))
         for i, (part, _) in enumerate(batches)
@@ -327,15 +345,51 @@ def test_fisher_matches_dense_at_the_sampled_labels(
         losses = []
         for (part, _), labels in zip(batches, sampled, strict=True):
             f = jnp.broadcast_to(mlp(p, part), (3, *mlp(p, part).shape))
-            if likelihood == "categorical":
-                logp = jax.nn.log_softmax(f, axis=-1)
-                losses.append(-jnp.take_along_axis(logp, labels[..., None], -1).reshape(-1))
-            else:
-                losses.append(((f - labels) ** 2).sum(-1).reshape(-1) / outputs)
+            losses.append(negative_log_likelihood(likelihood, f, labels).reshape(-1))
         return jnp.concatenate(losses)
 
+    s = 1.0 / outputs if likelihood != "categorical" and reduction == "mean" else 1.0
     J = dense_jacobian(nll, params)
-    np.testing.assert_allclose(dense(op), J.T @ J / (3 * X.shape[0]), rtol=0, atol=TOL)
+    np.testing.assert_allclose(dense(op), s * J.T @ J / (3 * X.shape[0]), rtol=0, atol=TOL)
+
+
+@pytest.mark.parametrize("likelihood", ["categorical", "gaussian", "bernoulli"])
+def test_fisher_labels_are_a_function_of_each_sample(likelihood: str) -> None:
+    """Shuffled and rebatched data with the same seed: the same matrix, to rounding."""
+    params, (X, y) = mlp_params(), classification(n=17)
+    order = np.random.default_rng(3).permutation(17)
+    one = sj.FisherOperator(mlp, params, (X, y), likelihood=likelihood, mc_samples=2, seed=4)
+    shuffled = sj.FisherOperator(
+        mlp,
+        params,
+        split((X[order], y[order]), [6, 6, 5]),
+        likelihood=likelihood,
+        mc_samples=2,
+        seed=4,
+        mode="recompute",
+    )
+    a, b = dense(one), dense(shuffled)
+    np.testing.assert_allclose(b, a, rtol=0, atol=1e-12 * np.abs(a).max())
+    other = dense(sj.FisherOperator(mlp, params, (X, y), likelihood=likelihood, seed=5))
+    assert np.abs(other - a).max() > 1e-3 * np.abs(a).max()
+
+
+def test_fisher_categorical_over_positions_matches_dense() -> None:
+    """``(n, C, L)`` logits: a categorical per position, a sample's NLL their sum, ``s = 1/L``."""
+    params, (X, _) = mlp_params(6), classification(n=10)
+
+    def positions(p: dict, x: jax.Array) -> jax.Array:
+        return mlp(p, x).reshape(x.shape[0], 3, 2)
+
+    op = sj.FisherOperator(positions, params, (X, None), mc_samples=2, seed=1)
+    labels = op.sample_targets(positions(params, X), op._aux(0, (X, None)))  # (2, n, L)
+
+    def nll(p: dict) -> jax.Array:
+        f = jnp.moveaxis(jnp.broadcast_to(positions(p, X), (2, 10, 3, 2)), 2, -1)
+        return negative_log_likelihood("categorical", f, labels).sum(-1).reshape(-1)
+
+    J = dense_jacobian(nll, params)  # one row per draw and sample: s = 1/2, 2 draws, 10 samples
+    np.testing.assert_allclose(dense(op), J.T @ J / (2 * 2 * 10), rtol=0, atol=TOL)
 
 
 def test_fisher_is_seeded_and_converges_to_the_ggn() -> None:

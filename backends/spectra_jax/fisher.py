@@ -6,12 +6,22 @@ gradient descent", NeurIPS 2019. The same definitions as ``spectra_torch.fisher`
 
 * Empirical Fisher ``(1/N) sum_i g_i g_i^T`` over per-sample loss gradients, applied as
   ``J^T (J v) / N`` with ``J`` the Jacobian of the vector of per-sample losses.
-* Fisher ``(1/N) sum_i E_{y ~ p(y | f_i)} [g_i(y) g_i(y)^T]`` by Monte Carlo, labels drawn from
-  the model's predictive distribution: categorical (softmax cross-entropy on logits) or Gaussian
-  (squared error ``s ||f - y||^2`` with ``s = 1/d`` for ``reduction="mean"`` over ``d`` outputs,
-  1 for ``"sum"``: the negative log-likelihood of ``N(f, I / (2 s))``). The noise comes from
-  ``spectra._curvature.fisher_noise`` seeded with ``(seed, batch index)``, so the same seed
-  draws the same labels here and in ``spectra_torch``.
+* Fisher ``(1/N) sum_i s E_{y ~ p(y | f_i)} [g_i(y) g_i(y)^T]``, by Monte Carlo with labels
+  drawn from the model's own predictive distribution ``p``: ``"categorical"`` over axis 1 of
+  ``(n, C, ...)`` logits (softmax cross-entropy, independently per position of the extra axes),
+  ``"bernoulli"`` per logit (sigmoid cross-entropy), ``"gaussian"`` ``N(f, I / 2)`` (squared
+  error). The per-sample loss is ``s`` times the negative log-likelihood ``-log p(y | f_i)``
+  (``s = 1`` for ``reduction="sum"``, one over the loss terms per sample for ``"mean"``: the
+  positions for the categorical, the output elements otherwise), ``g_i`` its gradient without
+  ``s``: the criterion ``torch.nn.CrossEntropyLoss``, ``BCEWithLogitsLoss`` or ``MSELoss`` with
+  that reduction stands for. With ``r = d(-log p)/df`` at the sampled labels it is
+  ``J^T (s mean_m r_m r_m^T) J`` per sample, whose expectation is the GGN.
+
+A sample's draws are a function of the seed and its input bytes alone (each input array with
+the leading sample dimension, C order, its own dtype: ``spectra._curvature.sample_rows`` and
+``label_noise``), so the operator is one fixed matrix whatever the batching, order or sharding
+of the data, and identical inputs (same values and dtype) draw the same labels here and in
+``spectra_torch`` for the same seed.
 """
 
 from __future__ import annotations
@@ -28,8 +38,6 @@ from spectra_jax._base import Batch, ParamsFilter, PyTree, SampleCounter, is_arr
 from spectra_jax.ggn import ApplyFn, OutputsOperator, transpose_apply
 
 __all__ = ["EmpiricalFisherOperator", "FisherOperator"]
-
-_LIKELIHOODS = ("categorical", "gaussian")
 
 
 class EmpiricalFisherOperator(OutputsOperator):
@@ -80,13 +88,16 @@ class EmpiricalFisherOperator(OutputsOperator):
 
 
 class FisherOperator(OutputsOperator):
-    """Monte Carlo Fisher of a ``"categorical"`` (logits) or ``"gaussian"`` model.
+    """Monte Carlo Fisher of a ``"categorical"``, ``"bernoulli"`` or ``"gaussian"`` model.
 
-    ``mc_samples`` labels per sample are drawn from the model's predictive distribution with
-    noise seeded by ``(seed, batch index)``; ``seed=None`` draws one seed at construction.
-    ``reduction`` scales the Gaussian's squared error as the criterion it stands for does
-    (module docstring). Batches are ``(inputs, targets)`` (the targets are not used); same
-    parameters, data, weighting, ``mode``, ``memory_budget`` and ``data_sharding`` as
+    ``mc_samples`` labels per sample are drawn from the model's predictive distribution
+    (categorical over axis 1 of ``(n, C, ...)`` logits, Bernoulli per logit, Gaussian) with noise
+    that is a function of ``seed`` and the sample's input bytes alone
+    (``spectra._curvature.label_noise``), so the operator is one fixed symmetric matrix whatever
+    the batching, order or sharding of ``data``; ``seed=None`` draws one seed at construction.
+    ``reduction`` scales the per-sample loss as the criterion it stands for does (module
+    docstring). Batches are ``(inputs, targets)`` (the targets are not used); same parameters,
+    data, weighting, ``mode``, ``memory_budget`` and ``data_sharding`` as
     :class:`~spectra_jax.HessianOperator`.
     """
 
@@ -106,9 +117,11 @@ class FisherOperator(OutputsOperator):
         memory_budget: int | None = None,
         data_sharding: Any = None,
     ):
-        if likelihood not in _LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {_LIKELIHOODS}; got {likelihood!r}")
-        self.categorical = likelihood == "categorical"
+        if likelihood not in _curvature.LIKELIHOODS:
+            raise ValueError(
+                f"likelihood must be one of {_curvature.LIKELIHOODS}; got {likelihood!r}"
+            )
+        self.likelihood = likelihood
         self.mc_samples = _curvature.check_mc_samples(mc_samples)
         self.seed = _curvature.check_seed(seed)
         super().__init__(
@@ -126,8 +139,14 @@ class FisherOperator(OutputsOperator):
         self._output_shapes: dict[Any, tuple[int, ...]] = {}
 
     def _aux(self, index: int, batch: Batch) -> jax.Array:
-        shape = (self.mc_samples, *self._output_shape(self.split(batch)[0]))
-        noise = _curvature.fisher_noise(self.seed, index, shape, categorical=self.categorical)
+        inputs = self.split(batch)[0]
+        shape = self._output_shape(inputs)
+        noise = _curvature.label_noise(
+            self.seed,
+            sample_bytes(inputs, shape[0]),
+            (self.mc_samples, *shape),
+            likelihood=self.likelihood,
+        )
         return jnp.asarray(noise, dtype=self.dtype, device=self.device)
 
     def _output_shape(self, inputs: Any) -> tuple[int, ...]:
@@ -135,43 +154,65 @@ class FisherOperator(OutputsOperator):
         key = (treedef, tuple((np.shape(x), str(getattr(x, "dtype", type(x)))) for x in leaves))
         if key not in self._output_shapes:
             params = self.params(self.theta, self._frozen)
-            shape = jax.eval_shape(self.apply_fn, params, inputs).shape
-            self._output_shapes[key] = tuple(shape)
+            shape = tuple(jax.eval_shape(self.apply_fn, params, inputs).shape)
+            if len(shape) < (2 if self.likelihood == "categorical" else 1):
+                raise ValueError(
+                    f"FisherOperator's {self.likelihood} likelihood needs outputs with a leading "
+                    "sample dimension ((n, C, ...) logits for the categorical); got outputs of "
+                    f"shape {shape}"
+                )
+            self._output_shapes[key] = shape
         return self._output_shapes[key]
 
     def sample_targets(self, outputs: jax.Array, noise: jax.Array) -> jax.Array:
         """The ``(mc_samples, *labels)`` labels drawn from ``outputs`` with the batch's noise."""
         outputs = jax.lax.stop_gradient(outputs)
-        if self.categorical:
-            return jnp.argmax(jax.nn.log_softmax(outputs, axis=1) + noise, axis=-1)
-        return outputs + noise / jnp.sqrt(2.0 * self._mse_scale(outputs))
+        if self.likelihood == "categorical":
+            return jnp.argmax(jax.nn.log_softmax(outputs, axis=1) + noise, axis=2)
+        if self.likelihood == "bernoulli":
+            return (noise < jax.nn.sigmoid(outputs)).astype(outputs.dtype)
+        return outputs + noise * 0.5**0.5
 
-    def _mse_scale(self, outputs: jax.Array) -> float:
-        return 1.0 / int(np.prod(outputs.shape[1:])) if self.reduction == "mean" else 1.0
+    def _scale(self, shape: tuple[int, ...]) -> float:
+        """``s``: the per-sample loss is ``s`` times the negative log-likelihood (module docs)."""
+        if self.reduction == "sum":
+            return 1.0
+        terms = int(np.prod(shape[1:]))
+        return shape[1] / terms if self.likelihood == "categorical" else 1.0 / terms
 
     def _residuals(self, outputs: jax.Array, targets: jax.Array) -> jax.Array:
-        """``dl/df`` of the per-sample negative log-likelihood at sampled ``targets``."""
-        if self.categorical:
-            labels = jax.nn.one_hot(targets, outputs.shape[1], dtype=outputs.dtype)
+        """``d(-log p)/df`` at the sampled ``targets``, shape ``(mc_samples, *outputs.shape)``."""
+        if self.likelihood == "categorical":
+            labels = jax.nn.one_hot(targets, outputs.shape[1], dtype=outputs.dtype, axis=2)
             return jax.nn.softmax(outputs, axis=1) - labels
-        return 2.0 * self._mse_scale(outputs) * (outputs - targets)
+        if self.likelihood == "bernoulli":
+            return jax.nn.sigmoid(outputs) - targets
+        return 2.0 * (outputs - targets)
 
     def _term(self, theta: jax.Array, frozen: list[Any], batch: Batch, aux: Any) -> PyTree:
         inputs, _ = self.split(batch)
         outputs, jvp = self.linearized_outputs(theta, frozen, inputs)
-        if self.categorical and outputs.ndim != 2:
-            raise ValueError(
-                "FisherOperator's categorical likelihood needs (n, C) logits; got outputs of "
-                f"shape {tuple(outputs.shape)}"
-            )
         outputs = jax.lax.stop_gradient(outputs)
-        return jvp, self._residuals(outputs, self.sample_targets(outputs, aux))
+        residuals = self._residuals(outputs, self.sample_targets(outputs, aux))
+        scale = jnp.asarray(self._scale(outputs.shape) / self.mc_samples, dtype=outputs.dtype)
+        return jvp, residuals, scale
 
     @staticmethod
     def _apply(term: PyTree, v: jax.Array) -> jax.Array:
-        jvp, residuals = term
+        jvp, residuals, scale = term
         z = jvp(v)
         coefficients = (residuals * z).reshape(*residuals.shape[:2], -1).sum(-1)
         extra = (1,) * (residuals.ndim - 2)
-        outer = (residuals * coefficients.reshape(*coefficients.shape, *extra)).mean(0)
+        outer = scale * (residuals * coefficients.reshape(*coefficients.shape, *extra)).sum(0)
         return transpose_apply(jvp, v, outer)
+
+
+def sample_bytes(inputs: Any, n: int) -> list[np.ndarray]:
+    """Each input array with a leading dimension of ``n`` samples as ``(n, bytes)`` host rows
+    (``spectra._curvature.sample_rows``): what identifies a sample for the Fisher's labels."""
+
+    def host_bytes(leaf: Any) -> np.ndarray:
+        return np.ascontiguousarray(np.asarray(leaf)).reshape(n, -1).view(np.uint8)
+
+    leaves = [leaf for leaf in jax.tree_util.tree_leaves(inputs) if is_array(leaf)]
+    return _curvature.sample_rows(leaves, n, host_bytes=host_bytes, kind="array")

@@ -99,20 +99,10 @@ def tensor_leaves(tree: Any) -> list[torch.Tensor]:
 
 
 def sample_bytes(inputs: Any, n: int) -> list[np.ndarray]:
-    """Each input tensor with a leading dimension of ``n`` samples as ``(n, bytes)`` host rows.
+    """Each input tensor with a leading dimension of ``n`` samples as ``(n, bytes)`` host rows
+    (``spectra._curvature.sample_rows``): what identifies a sample for the Fisher's labels."""
 
-    What identifies a sample for the Monte Carlo Fisher's labels
-    (``spectra._curvature.sample_keys``); tensors without that leading dimension are left out.
-    """
-    rows = [
-        leaf.detach().reshape(n, -1).contiguous().view(torch.uint8).cpu().numpy()
-        for leaf in tensor_leaves(inputs)
-        if leaf.ndim > 0 and leaf.shape[0] == n
-    ]
-    if not rows:
-        raise ValueError(
-            "FisherOperator draws each sample's labels from its input bytes: the batch's inputs "
-            f"need a tensor whose leading dimension is the number of samples ({n}, the model "
-            "outputs' leading dimension)"
-        )
-    return rows
+    def host_bytes(leaf: torch.Tensor) -> np.ndarray:
+        return leaf.detach().reshape(n, -1).contiguous().view(torch.uint8).cpu().numpy()
+
+    return _curvature.sample_rows(tensor_leaves(inputs), n, host_bytes=host_bytes, kind="tensor")
