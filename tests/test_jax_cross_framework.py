@@ -13,6 +13,7 @@ jax = pytest.importorskip("jax")
 jax.config.update("jax_enable_x64", True)
 
 import spectra_jax as sj  # noqa: E402
+import spectra_torch  # noqa: E402
 
 nn = torch.nn
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "cross_framework.py"
@@ -102,3 +103,48 @@ def test_same_mlp_and_cnn_give_the_same_spectrum_in_torch_and_jax() -> None:
         scale = np.abs(t["nodes"]).max()
         np.testing.assert_allclose(j["nodes"], t["nodes"], rtol=0, atol=1e-9 * scale)
         np.testing.assert_allclose(j["weights"], t["weights"], rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("criterion", "likelihood", "outputs"),
+    [
+        (nn.CrossEntropyLoss(), "categorical", 3),
+        (nn.MSELoss(), "gaussian", 2),
+        (nn.MSELoss(reduction="sum"), "gaussian", 2),
+        (nn.BCEWithLogitsLoss(), "bernoulli", 3),
+    ],
+    ids=["cross-entropy", "mse", "mse-sum", "bce"],
+)
+def test_same_model_gives_the_same_fisher_in_torch_and_jax(
+    criterion: torch.nn.Module, likelihood: str, outputs: int
+) -> None:
+    """Same seed, same inputs batched and ordered differently: the same sampled labels, so the
+    two adapters' Monte Carlo Fisher products agree to rounding."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, outputs)).double()
+    rng = np.random.default_rng(2)
+    X, y = rng.standard_normal((15, 4)), rng.integers(0, 2, (15, outputs)).astype(np.float64)
+    if likelihood == "categorical":
+        y = rng.integers(0, outputs, 15)
+    order = rng.permutation(15)
+    torch_op = spectra_torch.FisherOperator(
+        model,
+        criterion,
+        [(torch.tensor(X[:6]), torch.tensor(y[:6])), (torch.tensor(X[6:]), torch.tensor(y[6:]))],
+        mc_samples=3,
+        seed=9,
+    )
+    apply_fn, params = sj.from_torch(model)
+    jax_op = sj.FisherOperator(
+        apply_fn,
+        params,
+        [(X[order][:10], y[order][:10]), (X[order][10:], y[order][10:])],
+        likelihood=likelihood,
+        mc_samples=3,
+        seed=9,
+        reduction=criterion.reduction,
+    )
+    V = rng.standard_normal((torch_op.shape[0], 2))
+    expected = torch_op.matmat(torch.tensor(V)).numpy()
+    got = np.asarray(jax_op.matmat(jax.numpy.asarray(V)))
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10 * np.abs(expected).max())
