@@ -423,9 +423,9 @@ def _kit_family(name: str) -> None:
     build = make[name]
     check_curvature_operator(
         build(one),
-        batched=build(batches) if name != "fisher" else None,
+        batched=build(batches),
         subset=(build(one, params_filter="out"), subset),
-        summed=build(one, ce_sum, reduction="sum") if name != "fisher" else None,
+        summed=build(one, ce_sum, reduction="sum"),
     )
 
 
