@@ -10,11 +10,11 @@ gradient descent", NeurIPS 2019. The same definitions as ``spectra_torch.fisher`
   drawn from the model's own predictive distribution ``p``: ``"categorical"`` over axis 1 of
   ``(n, C, ...)`` logits (softmax cross-entropy, independently per position of the extra axes),
   ``"bernoulli"`` per logit (sigmoid cross-entropy), ``"gaussian"`` ``N(f, I / 2)`` (squared
-  error). The per-sample loss is ``s`` times the negative log-likelihood ``-log p(y | f_i)``
-  (``s = 1`` for ``reduction="sum"``, one over the loss terms per sample for ``"mean"``: the
-  positions for the categorical, the output elements otherwise), ``g_i`` its gradient without
-  ``s``: the criterion ``torch.nn.CrossEntropyLoss``, ``BCEWithLogitsLoss`` or ``MSELoss`` with
-  that reduction stands for. With ``r = d(-log p)/df`` at the sampled labels it is
+  error). The per-sample loss is ``s`` times the negative log-likelihood ``-log p(y | f_i)``, as
+  torch's ``CrossEntropyLoss``, ``BCEWithLogitsLoss`` or ``MSELoss`` with that ``reduction``
+  gives it (``s = 1`` for ``"sum"``, one over the loss terms per sample for ``"mean"``: the
+  positions for the categorical, the output elements otherwise); ``g_i`` is the gradient of
+  ``-log p``. With ``r = d(-log p)/df`` at the sampled labels it is
   ``J^T (s mean_m r_m r_m^T) J`` per sample, whose expectation is the GGN.
 
 A sample's draws are a function of the seed and its input bytes alone (each input array with
