@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -73,7 +74,7 @@ def matrix(op: spectra.operators.LinearOperator) -> np.ndarray:
 @pytest.mark.parametrize(
     ("kind", "oracle"), [(st.HessianOperator, dense_hessian), (st.GGNOperator, dense_ggn)]
 )
-def test_compiled_product_is_the_same_matrix(kind: type, oracle) -> None:  # type: ignore[no-untyped-def]
+def test_compiled_product_is_the_same_matrix(kind: type, oracle: Callable[..., np.ndarray]) -> None:
     model, (X, y) = tiny()
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # a fallback would hide the compiled path
