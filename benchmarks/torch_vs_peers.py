@@ -23,10 +23,12 @@ OpenBLAS, MKL: environment variables set before numpy is imported, then threadpo
   reorthogonalisation), scipy ``eigsh`` (``tol``) on the same kept-graph HVP as the reference
   (float32); with ``--pyhessian`` also PyHessian's power iteration (``tol``; MLP only: thousands
   of HVPs a run).
-* 5 seeds, median and worst; every time is the median of 3 repeats of the run; HVP counts are
-  per run. Peak memory: growth of the resident set while a run is active (sampled every ms).
+* 5 seeds, median and worst; every time is the median of 3 runs (the counted run among them);
+  HVP counts are per run. Peak memory: growth of the resident set during the first run (sampled
+  every ms). Times are only as quiet as the machine: on a shared CPU they move by tens of
+  percent from run to run, HVP counts do not move at all.
 
-Run (about 10 minutes on one thread)::
+Run (MLP about 5 minutes, CNN about 20 on a busy 2-core machine; ``--quick``: under 1)::
 
     python benchmarks/torch_vs_peers.py [--threads 1] [--quick]
 """
@@ -340,36 +342,25 @@ class Row:
     extra_seconds: float = 0.0  # paid once (compile)
 
 
-def timed(run: Run, setting: Any, seed: int, repeats: int) -> tuple[float, int]:
-    """Median seconds of ``repeats`` runs, and the peak memory of the first."""
-    seconds = []
-    memory = 0
-    for i in range(repeats):
-        with PeakMemory() as peak:
-            start = time.perf_counter()
-            run(setting, seed)
-            seconds.append(time.perf_counter() - start)
-        if i == 0:
-            memory = peak.peak
-    return float(np.median(seconds)), memory
-
-
 def measure(
     name: str, run: Run, setting: Any, seeds: list[int], reference: np.ndarray, repeats: int
 ) -> Row:
-    """One row: counts and errors of one run per seed, then the median time of ``repeats``."""
-    outcomes = [run(setting, seed) for seed in seeds]
-    row = Row(
-        name,
-        f"{setting:g}" if isinstance(setting, float) else str(setting),
-        [hvps for _, hvps in outcomes],
-        [relative_error(values, reference) for values, _ in outcomes],
-    )
-    if repeats:
-        for seed in seeds:
-            seconds, memory = timed(run, setting, seed, repeats)
-            row.seconds.append(seconds)
-            row.memory = max(row.memory, memory)
+    """One row: per seed, the counts and error of the first run, and with ``repeats`` the
+    median seconds of that many runs (the first included) and the peak memory of the first."""
+    row = Row(name, f"{setting:g}" if isinstance(setting, float) else str(setting), [], [])
+    for seed in seeds:
+        seconds = []
+        for i in range(max(repeats, 1)):
+            with PeakMemory() as peak:
+                start = time.perf_counter()
+                values, hvps = run(setting, seed)
+                seconds.append(time.perf_counter() - start)
+            if i == 0:
+                row.hvps.append(hvps)
+                row.errors.append(relative_error(values, reference))
+                row.memory = max(row.memory, peak.peak)
+        if repeats:
+            row.seconds.append(float(np.median(seconds)))
     return row
 
 
@@ -422,15 +413,20 @@ def print_counts(rows: dict[float, list[Row]], floors: dict[float, list[int] | N
 
 
 def print_times(
-    rows: list[Row], floor: list[int], build: float, product: float, accuracy: float
+    rows: list[Row],
+    floor: list[int],
+    build: float,
+    product: float,
+    accuracy: float,
+    repeats: int,
 ) -> None:
     floor_seconds = [build + f * product for f in floor]
     spectra_median = float(np.median(rows[0].seconds))
     peers = [row for row in rows if not row.name.startswith("spectra") and row.seconds]
     fastest = min(peers, key=lambda row: float(np.median(row.seconds)), default=None)
     print(
-        f"\nEnd to end at {accuracy:g}: seconds (median of 3 repeats per seed), median / worst "
-        f"over seeds; floor time = graph build {1e3 * build:.0f} ms + floor HVPs x "
+        f"\nEnd to end at {accuracy:g}: seconds (median of {repeats} runs per seed), median / "
+        f"worst over seeds; floor time = graph build {1e3 * build:.0f} ms + floor HVPs x "
         f"{1e3 * product:.2f} ms (spectra's kept-graph HVP)\n"
     )
     print("| method | setting | seconds | / floor time | fastest peer / this | peak MiB |")
@@ -664,7 +660,7 @@ def benchmark(label: str, make: Callable[[], torch.nn.Module], args: argparse.Na
     if len(rows) > 2:
         print()
         print_counts({HEADLINE: rows[2:]}, floors)
-    print_times(rows, headline_floor, build, product, HEADLINE)
+    print_times(rows, headline_floor, build, product, HEADLINE, args.repeats)
 
 
 def main() -> None:
