@@ -215,6 +215,7 @@ class _Status:
     bounds: np.ndarray
     converged: np.ndarray
     lockable: np.ndarray  # converged, and the vector accurate enough to lock (_lock_limit)
+    reachable: float  # the smallest residual the active space can reach (_reachable)
     wanted: np.ndarray  # indices into ``values``, most wanted first
 
 
@@ -341,23 +342,26 @@ def _assess(state: _Krylov, rows: int, settings: _Settings) -> _Status:
         bounds=bounds,
         converged=bounds <= limit,
         lockable=(bounds <= limit) & (residuals <= _lock_limit(state, limit, rows=rows)),
+        reachable=_reachable(state, rows=rows),
         wanted=select_wanted(values, settings.which, settings.k),
     )
 
 
-def _lock_limit(state: _Krylov, limit: np.ndarray, *, rows: int) -> np.ndarray:
-    """The residual below which a converged pair's vector is accurate enough to lock.
-
-    Well within the pair's threshold, or at the level the active space can reach at all: the
-    rounding of the decomposition, or the largest residual already locked (a locked vector's
-    residual couples into every later Krylov vector, so the active pairs cannot get below it;
-    asking for less would stall a copy of an eigenvalue near zero behind a larger locked one).
-    """
-    reachable = max(
+def _reachable(state: _Krylov, *, rows: int) -> float:
+    """The smallest residual the active space can reach: the rounding of the decomposition, or
+    the largest residual already locked (a locked vector's residual couples into every later
+    Krylov vector, so the active pairs cannot get below it)."""
+    return max(
         _RELATION_MARGIN * math.sqrt(rows) * state.eps * state.norm,
         float(np.max(state.locked_residuals, initial=0.0)),
     )
-    return np.maximum(limit / _LOCK_MARGIN, reachable)
+
+
+def _lock_limit(state: _Krylov, limit: np.ndarray, *, rows: int) -> np.ndarray:
+    """The residual below which a converged pair's vector is accurate enough to lock: well
+    within the pair's threshold, or :func:`_reachable` (asking for less would stall a copy of an
+    eigenvalue near zero behind a larger locked one)."""
+    return np.maximum(limit / _LOCK_MARGIN, _reachable(state, rows=rows))
 
 
 def _rayleigh_ritz(state: _Krylov, rows: int) -> _Ritz:
@@ -413,8 +417,10 @@ def _decide(state: _Krylov, status: _Status, settings: _Settings, *, full: bool)
 def _confirmed(state: _Krylov, status: _Status, which: str) -> bool:
     """Whether a verify phase with unchanged wanted values is over (each end for ``"BE"``).
 
-    It is once the fresh space's best value at the end has converged and is no better than the
-    least wanted value there (a further copy of that boundary value leaves the list unchanged).
+    It is once the fresh space's best value at the end has converged (or its residual has reached
+    the level the active space can reach, :func:`_reachable`: it will not get any better) and is
+    no better than the least wanted value there (a further copy of that boundary value leaves
+    the list unchanged).
     A missing copy would be that best value: the fresh start has a component along it, and a
     Krylov space finds the extreme eigenvalue of the deflated operator first. Asking only for a
     residual small relative to the gap to the boundary is not enough: an interior Ritz value
@@ -444,7 +450,8 @@ def _end_confirmed(status: _Status, active: np.ndarray, wanted: np.ndarray, whic
     best = active[preference_order(status.values[active], which)[0]]
     score = _score(status.values, which)
     margin = float(np.min(score[wanted])) - float(score[best])
-    return bool(status.converged[best] and margin >= -status.bounds[best])
+    settled = status.converged[best] or status.residuals[best] <= status.reachable
+    return bool(settled and margin >= -status.bounds[best])
 
 
 def _unchanged(

@@ -268,3 +268,18 @@ def test_the_torus_low_end_with_many_doubles_is_verified() -> None:
     eigenvalues = scipy.linalg.eigvalsh(A.toarray())
     result = spectra.lanczos(A, k=20, which="SA", tol=1e-8, seed=0, maxiter=300)
     assert_right(result, eigenvalues, "SA", 20, complete=True)
+
+
+def test_the_check_ends_when_the_next_value_sits_in_a_dense_bulk() -> None:
+    """20 outliers below a bulk of 2960 eigenvalues uniform in [0, 1]: the check's best value is
+    the bulk's edge, whose residual cannot get below the locked pairs' (their coupling); the
+    check used to spin at that level until maxiter."""
+    rng = np.random.default_rng(3)
+    n, rank = 3000, 40
+    diagonal = np.sort(rng.uniform(0.0, 1.0, n))
+    U, _ = np.linalg.qr(rng.standard_normal((n, rank)))
+    weights = np.linspace(0.5, 3.0, rank) * np.where(np.arange(rank) % 2 == 0, 1.0, -1.0)
+    A = np.diag(diagonal) + (U * weights) @ U.T
+    eigenvalues = scipy.linalg.eigvalsh(A)
+    result = spectra.lanczos(A, k=20, which="SA", tol=1e-8, seed=0, maxiter=300)
+    assert_right(result, eigenvalues, "SA", 20, complete=True)
