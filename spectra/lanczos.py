@@ -653,10 +653,10 @@ def _finish(
     """Form the wanted Ritz vectors and report them through :func:`spectra.results.eigen_result`.
 
     The decomposition gives each residual and value up to rounding (about ``sqrt(m) eps ||A||``
-    per cycle plus the operator's own). When every wanted bound clears its threshold by
-    :data:`_RELATION_MARGIN` times that, those are reported; otherwise (a tight
-    ``tol``, unconverged pairs, or an invariant subspace whose neglected ``beta`` the
-    decomposition leaves out) the true residuals are computed with one block product.
+    per cycle plus the operator's own). A pair whose bound clears its threshold by
+    :data:`_RELATION_MARGIN` times that is reported from it; the others (a tight ``tol``,
+    unconverged pairs; all of them after an invariant subspace, whose neglected ``beta`` the
+    decomposition leaves out) get their true residuals from one block product.
     """
     wanted = status.wanted
     coefficients = _pair_coefficients(state, status, wanted, rows=rows)
@@ -674,9 +674,16 @@ def _finish(
     margin = _RELATION_MARGIN * np.sqrt(rows * cycles) * state.eps * state.norm
     limit = thresholds(values, tol=settings.tol, norm=state.norm, eps=state.eps)
     n_matvec, norm = state.n_matvec, state.norm
-    if state.n_breakdowns > 0 or not np.all(status.bounds[wanted] + margin <= limit):
-        values, residuals, norm_AY = rayleigh_residuals(op, Y)
-        n_matvec, norm = n_matvec + wanted.shape[0], max(norm, norm_AY)
+    unsure = np.flatnonzero(status.bounds[wanted] + margin > limit)
+    if state.n_breakdowns > 0:
+        unsure = np.arange(wanted.shape[0])
+    if unsure.shape[0] > 0:
+        columns = Y
+        if unsure.shape[0] < wanted.shape[0]:
+            columns = op.xp.take(Y, op.xp.asarray(unsure, device=op.device), axis=1)
+        values, residuals = values.copy(), residuals.copy()
+        values[unsure], residuals[unsure], norm_AY = rayleigh_residuals(op, columns)
+        n_matvec, norm = n_matvec + unsure.shape[0], max(norm, norm_AY)
     reason = None
     if settings.verify and not verified:
         reason = "maxiter ran out before the check for missing copies ended"
