@@ -114,3 +114,20 @@ def test_compile_option_errors(kind: type) -> None:
         kind(model, torch.nn.CrossEntropyLoss(), batch, compile="yes")
     with pytest.raises(ValueError, match="mode must be 'auto' or 'keep_graph'"):
         kind(model, torch.nn.CrossEntropyLoss(), batch, compile=True, mode="recompute")
+
+
+@needs_compiler
+def test_compiled_hessian_of_mse_loss_is_the_same_matrix() -> None:
+    """mse_loss's forward-mode backward used to segfault torch.func.linearize (the process died
+    before any fallback could run); inside the compiled path it runs by its formula."""
+    model, (X, _) = tiny()
+    target = torch.randn(10, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+
+    def loss(flat: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.mse_loss(outputs_at(model, X, flat), target)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        A = matrix(st.HessianOperator(model, torch.nn.MSELoss(), (X, target), compile=True))
+    dense = torch.autograd.functional.hessian(loss, theta(model)).numpy()
+    assert np.abs(A - dense).max() <= 1e-12 * np.abs(dense).max()

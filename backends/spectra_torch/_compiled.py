@@ -30,6 +30,7 @@ import torch
 
 from spectra_torch._base import CurvatureOperator, WeightedTerm, call_model, stack_columns
 from spectra_torch._data import Batch, to_device
+from spectra_torch._functorch import elementwise_mse_loss
 from spectra_torch._jacobian import OutputCurvature
 
 __all__ = [
@@ -67,7 +68,10 @@ class Compiler:
             return None
         start = time.perf_counter()
         try:
-            with warnings.catch_warnings():  # torch's const-folding pass warns on every trace
+            # mse_loss's forward-mode backward segfaults torch.func.linearize (torch 2.13), so
+            # it runs by its elementwise formula here, as in every torch.func path.
+            with warnings.catch_warnings(), elementwise_mse_loss():
+                # torch's const-folding pass warns on every trace
                 warnings.filterwarnings("ignore", "Attempted to insert a get_attr", UserWarning)
                 _, linear = torch.func.linearize(function, primals)
             compiled = torch.compile(linear)
