@@ -71,9 +71,10 @@ _SHAPE_STEP = 16
 # the threshold by this many times sqrt(m * cycles) eps ||A||, and recomputed otherwise.
 _RELATION_MARGIN = 10.0
 
-# A pair is locked once its residual is this many times inside its threshold (or at the rounding
-# level): a locked vector's residual stays coupled to the active ones, and must not keep a copy
-# of its own eigenvalue in the active space from converging.
+# A pair is locked once its residual is this many times inside the smallest threshold of the
+# wanted pairs (or at the rounding level): a locked vector's residual stays coupled to the active
+# ones, and must not keep a copy of its own eigenvalue, or a wanted value nearer zero, from
+# converging.
 _LOCK_MARGIN = 10.0
 
 Action = Literal["expand", "restart", "verify", "done"]
@@ -335,15 +336,16 @@ def _assess(state: _Krylov, rows: int, settings: _Settings) -> _Status:
     state.norm = max(state.norm, float(np.max(np.abs(values))))
     bounds = error_bounds(values, residuals)
     limit = thresholds(values, tol=settings.tol, norm=state.norm, eps=state.eps)
+    wanted = select_wanted(values, settings.which, settings.k)
     return _Status(
         ritz=ritz,
         values=values,
         residuals=residuals,
         bounds=bounds,
         converged=bounds <= limit,
-        lockable=(bounds <= limit) & (residuals <= _lock_limit(state, limit, rows=rows)),
+        lockable=(bounds <= limit) & (residuals <= _lock_limit(state, limit[wanted], rows=rows)),
         reachable=_reachable(state, rows=rows),
-        wanted=select_wanted(values, settings.which, settings.k),
+        wanted=wanted,
     )
 
 
@@ -357,11 +359,16 @@ def _reachable(state: _Krylov, *, rows: int) -> float:
     )
 
 
-def _lock_limit(state: _Krylov, limit: np.ndarray, *, rows: int) -> np.ndarray:
+def _lock_limit(state: _Krylov, wanted_limit: np.ndarray, *, rows: int) -> float:
     """The residual below which a converged pair's vector is accurate enough to lock: well
-    within the pair's threshold, or :func:`_reachable` (asking for less would stall a copy of an
-    eigenvalue near zero behind a larger locked one)."""
-    return np.maximum(limit / _LOCK_MARGIN, _reachable(state, rows=rows))
+    within every wanted pair's threshold ``wanted_limit``, or :func:`_reachable` (asking for less
+    would stall a copy of an eigenvalue near zero behind a larger locked one).
+
+    Not the pair's own threshold: with a relative ``tol`` a large value locked at a residual
+    fine for itself couples that residual into every later Krylov vector, and the wanted values
+    nearer zero could then never meet theirs (diagonal plus low rank, SA, k=20: a run stalled
+    at 18 of 20 until ``maxiter``)."""
+    return max(float(np.min(wanted_limit)) / _LOCK_MARGIN, _reachable(state, rows=rows))
 
 
 def _rayleigh_ritz(state: _Krylov, rows: int) -> _Ritz:
