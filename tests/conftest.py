@@ -88,6 +88,17 @@ _FACTORIES = {
 BACKEND_NAMES = list(_FACTORIES)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Any:
+    """One intra-op torch thread: two on a busy 2-core machine ran tiny convolutions 100x slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(params=BACKEND_NAMES)
 def backend(request: pytest.FixtureRequest) -> Backend:
     """Each backend in turn; CuPy skips without a GPU, the others are required in CI."""

@@ -22,14 +22,7 @@ from tests.test_torch_operators import (  # noqa: E402
 )
 
 nn = torch.nn
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # -- forward-over-reverse through MSELoss ---------------------------------------------------

@@ -19,15 +19,7 @@ import spectra  # noqa: E402
 nn = torch.nn
 F64 = torch.float64
 TOL = 1e-10
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: two on a busy 2-core machine ran tiny convolutions 100x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # -- models and data ------------------------------------------------------------------------
