@@ -454,11 +454,32 @@ def _confirmed(state: _Krylov, status: _Status, which: str) -> bool:
 
 
 def _end_confirmed(status: _Status, active: np.ndarray, wanted: np.ndarray, which: str) -> bool:
-    best = active[preference_order(status.values[active], which)[0]]
+    best = _best(status, active, which)
     score = _score(status.values, which)
     margin = float(np.min(score[wanted])) - float(score[best])
     settled = status.converged[best] or status.residuals[best] <= status.reachable
     return bool(settled and margin >= -status.bounds[best])
+
+
+def _best(status: _Status, candidates: np.ndarray, which: str) -> int:
+    """The most wanted of ``candidates`` (indices into ``status.values``)."""
+    return int(candidates[preference_order(status.values[candidates], which)[0]])
+
+
+def _fresh_extremes(state: _Krylov, status: _Status) -> np.ndarray:
+    """After a completed check, the fresh space's largest and smallest values.
+
+    By Cauchy interlacing every other value of the fresh space lies between them, and the check
+    ended because the one at the wanted end converged next to the eigenvalue that bounds the
+    rest of the spectrum: they alone give the gap of the quadratic bound. The other fresh values
+    are still forming; their residual intervals can be wide enough to cover the wanted end, and
+    so deny every wanted pair its quadratic bound, while saying nothing new about the spectrum.
+    """
+    active = np.arange(state.n_locked, status.values.shape[0])
+    if active.shape[0] == 0:
+        return active
+    order = np.argsort(status.values[active])
+    return np.unique(active[order[[0, -1]]])
 
 
 def _unchanged(
@@ -677,6 +698,8 @@ def _finish(
     # eps per cycle, which would scale Rayleigh quotients by as much.
     Y = Y / op.xp.linalg.vector_norm(Y, axis=0)[None, :]
     others = np.setdiff1d(np.arange(status.values.shape[0]), wanted)
+    if verified:
+        others = _fresh_extremes(state, status)
     values, residuals = status.values[wanted], status.residuals[wanted]
     margin = _RELATION_MARGIN * np.sqrt(rows * cycles) * state.eps * state.norm
     limit = thresholds(values, tol=settings.tol, norm=state.norm, eps=state.eps)

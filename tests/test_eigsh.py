@@ -173,21 +173,31 @@ def _symmetric_spectra() -> list[tuple[np.ndarray, np.ndarray, int]]:
     return cases
 
 
-@pytest.mark.xfail(
+_SPIN = pytest.mark.xfail(
     strict=True,
     raises=ArpackNoConvergence,
     reason=(
-        "spectra.lanczos stops ('done') when the Lanczos relation says every wanted pair "
-        "converged, then reports true residuals of 100-280 eps ||A||, above the tol=0 floor of "
-        "100 eps ||A||; the values are within 5 eps, but the quadratic bound is lost (an "
-        "unconverged Ritz value's residual interval, ~0.06 wide, covers the wanted end, so the "
-        "bound is r) and eigsh raises ArpackNoConvergence on some n=200 and n=400 runs"
+        "spins in its check for missing copies until maxiter: the fresh space's best value "
+        "(-0.985, the 4th of largest magnitude) keeps a residual of 1.08x the tol=0 floor "
+        "(100 eps ||A||), held there by its coupling to the six locked pairs, and an "
+        "unconverged Ritz value's residual interval (0.08 wide) covers it, so its bound is r "
+        "and the check never counts it converged"
     ),
 )
-def test_scipys_defaults_converge_on_symmetric_spectra() -> None:
-    """scipy's defaults (tol=0, maxiter=10 n), the 6 of largest magnitude: every run converges."""
-    for A, _, seed in _symmetric_spectra():
-        spectra.eigsh(A, 6, seed=seed, return_eigenvectors=False)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(i, marks=_SPIN) if i == 7 else i for i in range(10)],
+    ids=[f"n={n}-seed={seed}" for n in (200, 400) for seed in range(5)],
+)
+def test_scipys_defaults_converge_on_symmetric_spectra(case: int) -> None:
+    """scipy's defaults (tol=0, maxiter=10 n), the 6 of largest magnitude: every run converges.
+    Runs whose values were right to 5 eps used to raise: after the check for missing copies the
+    fresh space's interior Ritz values, still forming, covered the wanted ends with their residual
+    intervals and denied the wanted pairs their quadratic bound."""
+    A, _, seed = _symmetric_spectra()[case]
+    spectra.eigsh(A, 6, seed=seed, return_eigenvectors=False)
 
 
 def test_values_eigsh_hands_out_are_within_tol() -> None:
