@@ -697,9 +697,10 @@ def _finish(
     # Restarts rotate the basis in floating point: its rows drift from unit length by about
     # eps per cycle, which would scale Rayleigh quotients by as much.
     Y = Y / op.xp.linalg.vector_norm(Y, axis=0)[None, :]
-    others = np.setdiff1d(np.arange(status.values.shape[0]), wanted)
-    if verified:
-        others = _fresh_extremes(state, status)
+    others = np.arange(status.values.shape[0])
+    if verified:  # the locked pairs, and of the fresh space only its extremes
+        others = np.union1d(np.arange(state.n_locked), _fresh_extremes(state, status))
+    others = np.setdiff1d(others, wanted)
     values, residuals = status.values[wanted], status.residuals[wanted]
     margin = _RELATION_MARGIN * np.sqrt(rows * cycles) * state.eps * state.norm
     limit = thresholds(values, tol=settings.tol, norm=state.norm, eps=state.eps)
