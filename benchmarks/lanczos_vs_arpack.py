@@ -21,7 +21,7 @@ The Hessians of a small MLP and CNN on sklearn's digits are materialised once th
 ``spectra_torch.HessianOperator`` (n Hessian-vector products) and applied as dense matrices:
 matvec counts do not depend on how a product is computed.
 
-    python benchmarks/lanczos_vs_arpack.py            # the full set (about 10 minutes, one core)
+    python benchmarks/lanczos_vs_arpack.py            # the full set (about 8 minutes, one core)
     python benchmarks/lanczos_vs_arpack.py --quick    # a smoke run on a few small problems
 """
 
