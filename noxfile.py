@@ -64,6 +64,7 @@ def docs(session: nox.Session) -> None:
 # Run by `nox -s benchmarks`; gpu_validate.py needs a GPU (`nox -s gpu`).
 BENCHMARKS = (
     "benchmarks/lanczos_vs_arpack.py",
+    "benchmarks/lanczos_holdout.py",
     "benchmarks/lobpcg_vs_peers.py",
     "benchmarks/estimators_vs_peers.py",
     "benchmarks/stderr_coverage.py",
