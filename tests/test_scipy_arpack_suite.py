@@ -3,13 +3,14 @@
 The installed test module is loaded afresh (scipy's own copy is left untouched), its ``eigsh``
 is replaced by :func:`eigsh` below and its test functions are collected here unchanged: every
 assertion and tolerance is scipy's. :func:`spectra.eigsh` already has scipy's signature, so the
-shim passes every argument through as it is; it only turns what spectra refuses on purpose into
-a skip that names the reason:
+shim passes every argument through as it is. Where a test asks for what spectra refuses on
+purpose, the shim asserts the documented ``ValueError`` naming the argument and ends the test
+there (``tests/_scipy_suite.py``):
 
 * ``M`` (generalised problems), ``sigma`` and ``mode`` other than ``"normal"`` (shift-invert);
 * ``which="SM"`` (smallest magnitude needs shift-invert).
 
-scipy's ``eigs`` (non-symmetric problems) is not provided by spectra: its tests are skipped by
+scipy's ``eigs`` (non-symmetric problems) is not provided by spectra: its tests are left out by
 name in ``_NOT_CLAIMED``, with the others spectra does not claim.
 """
 
@@ -17,34 +18,35 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 import spectra
 
-from ._scipy_suite import collect, load_suite
+from ._scipy_suite import collect, load_suite, refused
 
-_GENERALISED = "generalised problems (M) are not supported by spectra.eigsh"
-_SHIFT_INVERT = "shift-invert (sigma, mode) is not supported by spectra.eigsh"
-_SMALLEST_MAGNITUDE = "which='SM' needs shift-invert, which spectra.eigsh does not support"
 _EIGS = "eigs (non-symmetric ARPACK) is not provided by spectra; spectra.eigsh is symmetric only"
 
 
 def eigsh(A: Any, k: int = 6, M: Any = None, sigma: Any = None, **kwargs: Any) -> Any:
-    """:func:`spectra.eigsh`, skipping the test where it asks for what spectra refuses."""
+    """:func:`spectra.eigsh`; where the test asks for what spectra refuses, the refusal."""
+
+    def call() -> Any:
+        return spectra.eigsh(A, k, M, sigma, **kwargs)
+
     if M is not None:
-        pytest.skip(_GENERALISED)
-    if sigma is not None or kwargs.get("mode", "normal") != "normal":
-        pytest.skip(_SHIFT_INVERT)
+        refused(call, ValueError, "^M \\(generalised")
+    if sigma is not None:
+        refused(call, ValueError, "^sigma \\(shift-invert")
+    if kwargs.get("mode", "normal") != "normal":
+        refused(call, ValueError, "^mode must be 'normal'")
     if kwargs.get("which") == "SM":
-        pytest.skip(_SMALLEST_MAGNITUDE)
-    return spectra.eigsh(A, k, M, sigma, **kwargs)
+        refused(call, ValueError, "^which must be .*smallest magnitude needs shift-invert")
+    return call()
 
 
 _suite = load_suite(
     "sparse/linalg/_eigen/arpack/tests/test_arpack.py", replacements={"eigsh": eigsh}
 )
 
-# Whole tests of behaviour spectra does not claim, with the reason.
+# Tests of what spectra does not provide, left out with the reason.
 _NOT_CLAIMED = {
     "test_real_nonsymmetric_modes": _EIGS,
     "test_complex_nonsymmetric_modes": _EIGS,

@@ -4,9 +4,10 @@ The installed test module is loaded afresh (scipy's own copy is left untouched, 
 ``tests/_scipy_suite.py``), its ``lobpcg`` is replaced by :func:`lobpcg` below, which maps
 scipy's signature and return values onto spectra's, and its test functions are collected here
 unchanged: every assertion is scipy's.
-What spectra does not claim is skipped with the reason, either for a whole test (listed in
-``_NOT_CLAIMED``) or at the call that asks for it (a generalised problem, constraints, iteration
-histories).
+What spectra does not claim is left out with the reason for a whole test (listed in
+``_NOT_CLAIMED``); at a call that asks for it (a generalised problem, constraints, iteration
+histories, long double) the shim asserts that spectra refuses it and ends the test there
+(``tests/_scipy_suite.py``).
 
 The mapping:
 
@@ -21,11 +22,13 @@ The mapping:
 * ``A``, ``M``: anything scipy accepts; a bare callable becomes a ``LinearOperator`` of ``X``'s
   size, and ``A`` is computed in the common dtype of ``A`` and ``X`` as scipy does (integers
   become float64, a real ``A`` with a complex ``X`` a complex one).
-* ``B`` equal to the identity is the standard problem and is dropped; any other ``B`` skips.
+* ``B`` equal to the identity is the standard problem and is dropped; any other ``B``, ``Y`` and
+  the history flags are refused by ``spectra.lobpcg`` (a ``TypeError`` naming the argument).
 * spectra's :class:`~spectra.ConvergenceWarning` becomes scipy's ``UserWarning`` ("Exited at
   iteration ... not reaching the requested tolerance"), which scipy's tests expect or filter.
 * ``verbosityLevel`` only prints in scipy and is ignored.
-* long double (``float128``, ``complex256``) skips: not an array API dtype, no LAPACK routine.
+* long double (``float128``, ``complex256``) is refused (a ``TypeError`` naming the dtype): not
+  an array API dtype, no LAPACK routine.
 """
 
 from __future__ import annotations
@@ -34,22 +37,19 @@ import warnings
 from typing import Any
 
 import numpy as np
-import pytest
 import scipy.sparse
 import scipy.sparse.linalg
 
 import spectra
 from spectra._namespace import to_host
 
-from ._scipy_suite import collect, load_suite
+from ._scipy_suite import collect, load_suite, refused
 
-_GENERALISED = "generalised problems (B other than the identity) are not supported by spectra"
-_CONSTRAINTS = "constraints (Y) are not supported by spectra.lobpcg"
-_HISTORY = "spectra.lobpcg returns no iteration histories (retLambdaHistory, ...)"
-_LONG_DOUBLE = (
-    "long double is not an array API dtype, and spectra's small dense problems run in LAPACK, "
-    "which has no long double"
-)
+# Wider than double where the platform has it (on some, long double is double itself).
+_LONG_DOUBLE = {np.dtype(np.longdouble), np.dtype(np.clongdouble)} - {
+    np.dtype(np.float64),
+    np.dtype(np.complex128),
+}
 
 
 def lobpcg(
@@ -67,20 +67,19 @@ def lobpcg(
     restartControl: int = 20,
 ) -> tuple[np.ndarray, np.ndarray]:
     """scipy's ``lobpcg`` signature on top of :func:`spectra.lobpcg` (see the module docstring)."""
-    if retLambdaHistory or retResidualNormsHistory:
-        pytest.skip(_HISTORY)
-    if Y is not None:
-        pytest.skip(_CONSTRAINTS)
     X = np.asarray(X)
     X = X[:, None] if X.ndim == 1 else X
     n, k = X.shape
+    if retLambdaHistory or retResidualNormsHistory:
+        flag = "retLambdaHistory" if retLambdaHistory else "retResidualNormsHistory"
+        refused(lambda: spectra.lobpcg(A, k, X=X, **{flag: True}), TypeError, flag)
+    if Y is not None:
+        refused(lambda: spectra.lobpcg(A, k, X=X, Y=Y), TypeError, "'Y'")
     if B is not None and not _is_identity(B, n):
-        pytest.skip(_GENERALISED)
-    if np.longdouble in (getattr(A, "dtype", None), X.dtype) or np.clongdouble in (
-        getattr(A, "dtype", None),
-        X.dtype,
-    ):
-        pytest.skip(_LONG_DOUBLE)
+        refused(lambda: spectra.lobpcg(A, k, X=X, B=B), TypeError, "'B'")
+    if {np.dtype(getattr(A, "dtype", np.float64)), X.dtype} & _LONG_DOUBLE:
+        operator = _operator(A, n, X.dtype)
+        refused(lambda: spectra.lobpcg(operator, k, X=X), TypeError, "float128|complex256")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = spectra.lobpcg(
@@ -146,7 +145,7 @@ _suite = load_suite(
     "sparse/linalg/_eigen/lobpcg/tests/test_lobpcg.py", replacements={"lobpcg": lobpcg}
 )
 
-# Whole tests of behaviour spectra does not claim, with the reason.
+# Tests of what spectra does not claim, left out with the reason.
 _NOT_CLAIMED = {
     "test_b_orthonormalize": (
         "tests scipy's private _b_orthonormalize (B-orthonormalisation), not the lobpcg "
