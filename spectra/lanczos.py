@@ -454,16 +454,11 @@ def _confirmed(state: _Krylov, status: _Status, which: str) -> bool:
 
 
 def _end_confirmed(status: _Status, active: np.ndarray, wanted: np.ndarray, which: str) -> bool:
-    best = _best(status, active, which)
+    best = active[preference_order(status.values[active], which)[0]]
     score = _score(status.values, which)
     margin = float(np.min(score[wanted])) - float(score[best])
     settled = status.converged[best] or status.residuals[best] <= status.reachable
     return bool(settled and margin >= -status.bounds[best])
-
-
-def _best(status: _Status, candidates: np.ndarray, which: str) -> int:
-    """The most wanted of ``candidates`` (indices into ``status.values``)."""
-    return int(candidates[preference_order(status.values[candidates], which)[0]])
 
 
 def _fresh_extremes(state: _Krylov, status: _Status) -> np.ndarray:

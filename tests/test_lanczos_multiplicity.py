@@ -270,16 +270,20 @@ def test_the_torus_low_end_with_many_doubles_is_verified() -> None:
     assert_right(result, eigenvalues, "SA", 20, complete=True)
 
 
+def diagonal_plus_low_rank(n: int, rank: int, seed: int) -> np.ndarray:
+    """A bulk uniform in [0, 1] with ``rank`` outliers, alternately above and below it."""
+    rng = np.random.default_rng(seed)
+    diagonal = np.sort(rng.uniform(0.0, 1.0, n))
+    U, _ = np.linalg.qr(rng.standard_normal((n, rank)))
+    weights = np.linspace(0.5, 3.0, rank) * np.where(np.arange(rank) % 2 == 0, 1.0, -1.0)
+    return np.diag(diagonal) + (U * weights) @ U.T
+
+
 def test_the_check_ends_when_the_next_value_sits_in_a_dense_bulk() -> None:
     """20 outliers below a bulk of 2960 eigenvalues uniform in [0, 1]: the check's best value is
     the bulk's edge, whose residual cannot get below the locked pairs' (their coupling); the
     check used to spin at that level until maxiter."""
-    rng = np.random.default_rng(3)
-    n, rank = 3000, 40
-    diagonal = np.sort(rng.uniform(0.0, 1.0, n))
-    U, _ = np.linalg.qr(rng.standard_normal((n, rank)))
-    weights = np.linspace(0.5, 3.0, rank) * np.where(np.arange(rank) % 2 == 0, 1.0, -1.0)
-    A = np.diag(diagonal) + (U * weights) @ U.T
+    A = diagonal_plus_low_rank(3000, 40, seed=3)
     eigenvalues = scipy.linalg.eigvalsh(A)
     result = spectra.lanczos(A, k=20, which="SA", tol=1e-8, seed=0, maxiter=300)
     assert_right(result, eigenvalues, "SA", 20, complete=True)
@@ -289,12 +293,7 @@ def small_values_beside_large_ones(kind: str) -> np.ndarray:
     """Dense matrices whose 20 smallest eigenvalues span -2.5 to 1e-2 (or -0.1 to 1e-3): a
     relative ``tol`` asks the ones near zero for residuals far below the large ones'."""
     if kind == "diagonal+rank20":
-        rng = np.random.default_rng(9)
-        n, rank = 2000, 20
-        diagonal = np.sort(rng.uniform(0.0, 1.0, n))
-        U, _ = np.linalg.qr(rng.standard_normal((n, rank)))
-        weights = np.linspace(0.5, 3.0, rank) * np.where(np.arange(rank) % 2 == 0, 1.0, -1.0)
-        return np.diag(diagonal) + (U * weights) @ U.T
+        return diagonal_plus_low_rank(2000, 20, seed=9)
     rng = np.random.default_rng(11)
     rng.uniform(size=2000)  # the draws of the other spectra of the benchmark's family
     rng.integers(2, 5, size=30)
