@@ -109,8 +109,22 @@ def dense_ggn(apply: Callable, criterion: Callable, params: object, batch: tuple
     return J.T @ np.asarray(H).reshape(out.size, out.size) @ J
 
 
+# Columns per product in ``dense``: one width, so an operator compiles one program per batch shape
+# (``spectra.materialize`` applies the whole identity, which the adapter splits into a program
+# per power of two in ``n``).
+DENSE_WIDTH = 32
+
+
 def dense(op: spectra.LinearOperator) -> np.ndarray:
-    return np.asarray(spectra.materialize(op))
+    """The operator's matrix from products with blocks of the identity, zero-padded to one width."""
+    n = op.shape[0]
+    padded = DENSE_WIDTH * -(-n // DENSE_WIDTH)
+    identity = np.eye(n, padded)
+    blocks = [
+        np.asarray(op.matmat(jnp.asarray(identity[:, c : c + DENSE_WIDTH], dtype=op.dtype)))
+        for c in range(0, padded, DENSE_WIDTH)
+    ]
+    return np.concatenate(blocks, axis=1)[:, :n].astype(np.float64)
 
 
 # -- Hessian ----------------------------------------------------------------------------------
