@@ -6,8 +6,8 @@ eigenvalue correct to ``rtol`` relative to itself, ``|theta - lambda| <= max(rto
 asking for ``rtol`` expects). Each solver gets the setting of its own stopping rule that
 guarantees the target:
 
-* spectra.lobpcg: ``tol=rtol`` (its rule is the target, with the error bound
-  ``min(r, r^2 / gap)``); once with its defaults (own seeded start, ``k`` plus a few guard
+* spectra.lobpcg: ``tol=rtol`` (its rule is the target, with the residual as error bound);
+  once with its defaults (own seeded start, ``k`` plus a few guard
   vectors) and once from scipy's start block (``k`` columns), the like-for-like run;
 * scipy lobpcg: ``tol = rtol * min |lambda|`` over the wanted values (an absolute residual bound;
   the eigenvalue error is at most the residual), start block of ``k`` Gaussian columns from the

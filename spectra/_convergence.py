@@ -21,6 +21,12 @@ a copy's gap to its twin is zero and its bound stays ``r``, however well separat
 are from everything else. The gap is estimated from the other Ritz values of the same projected
 problem, each moved towards the cluster by its own residual bound; where that leaves no gap
 larger than ``rho``, the bound is ``r``.
+
+That estimate presumes no eigenvalue lies between the cluster and those Ritz values, which only
+a check for missing eigenvalues can vouch for (Lanczos's completeness check). A solver without
+one (LOBPCG) judges by ``r`` alone: in a tight cluster of more eigenvalues than its block
+resolves, a Ritz value mixes the cluster's eigenvectors, its residual exceeds the cluster's
+width, and ``rho**2 / gap`` to the next cluster would claim far more accuracy than it has.
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ import numpy as np
 import scipy.linalg
 
 from spectra._convergence import converged as is_converged
-from spectra._convergence import error_bounds, resolve_tol, thresholds
+from spectra._convergence import resolve_tol, thresholds
 from spectra._krylov import conjugate_transpose, project_out, rayleigh_residuals
 from spectra._namespace import Array, from_host, is_complex, machine_epsilon, to_host
 from spectra._progress import progress_bar
@@ -110,10 +110,11 @@ def lobpcg(
     M : preconditioner approximating ``(A - sigma I)^{-1}`` for a target ``sigma``: an operator
         (anything :func:`spectra.aslinearoperator` accepts) or a callable mapping an (n, b)
         block to an (n, b) block in the operator's namespace.
-    tol : relative eigenvalue accuracy. A pair is converged when its eigenvalue error bound
-        ``min(||A x - theta x||, ||A x - theta x||^2 / gap)`` is at most
-        ``max(tol * |theta|, 100 eps ||A||)`` (:mod:`spectra._convergence`, the rule of every
-        solver); ``None`` gives ``eps ** (2/3)``, 0 gives ``eps`` of the operator's dtype.
+    tol : relative eigenvalue accuracy. A pair is converged when its eigenvalue error bound,
+        the residual ``||A x - theta x||``, is at most ``max(tol * |theta|, 100 eps ||A||)``
+        (:mod:`spectra._convergence`, the rule of every solver; no quadratic bound: nothing
+        checks that no eigenvalue lies between the block's Ritz values, so no gap is known);
+        ``None`` gives ``eps ** (2/3)``, 0 gives ``eps`` of the operator's dtype.
     maxiter : maximum number of iterations, each one ``matmat`` over the unconverged columns
         (default 500).
     block_size : columns in the block, ``k <= block_size`` and ``3 * block_size < n`` (default
@@ -291,8 +292,7 @@ class _State:
 class _Status:
     """The judgement of one iterate by the convergence rule (host arrays over the block)."""
 
-    residuals: np.ndarray
-    bounds: np.ndarray
+    residuals: np.ndarray  # the error bounds (the rule's, without a known gap)
     converged: np.ndarray
     wanted: np.ndarray  # ascending column indices of the k wanted pairs
     exact: bool  # residuals are true ones (A X just recomputed)
@@ -306,8 +306,6 @@ class _Best:
     Y: Array
     values: np.ndarray | None  # Rayleigh quotients and true residuals when exact, else None
     residuals: np.ndarray | None
-    others: np.ndarray  # the block's other Ritz values and residuals: the gaps of the bounds
-    other_residuals: np.ndarray
 
 
 def _iterate(
@@ -353,7 +351,7 @@ def _report(bar: Any, state: _State, status: _Status) -> None:
     """Converged wanted pairs on the bar; products and the largest relative bound beside it."""
     wanted = status.wanted
     bar.update(int(np.count_nonzero(status.converged[wanted])) - bar.n)
-    relative = status.bounds[wanted] / np.maximum(np.abs(state.theta[wanted]), 1e-300)
+    relative = status.residuals[wanted] / np.maximum(np.abs(state.theta[wanted]), 1e-300)
     bar.set_postfix(matvecs=state.n_matvec, max_rel_error=f"{float(np.max(relative)):.1e}")
 
 
@@ -400,15 +398,12 @@ def _judge(op: LinearOperator, state: _State, settings: _Settings, iteration: in
 
 
 def _status(state: _State, settings: _Settings, residuals: np.ndarray, *, exact: bool) -> _Status:
-    """Error bounds over the whole block (guard vectors give gaps too) and the rule's verdict."""
-    bounds = error_bounds(state.theta, residuals)
+    """The rule's verdict, with the residuals as error bounds (no gap is known: see ``tol``)."""
     converged = is_converged(
-        state.theta, bounds, tol=settings.tol, norm=state.norm, eps=settings.eps
+        state.theta, residuals, tol=settings.tol, norm=state.norm, eps=settings.eps
     )
     wanted = np.sort(preference_order(state.theta, settings.which)[: settings.k])
-    return _Status(
-        residuals=residuals, bounds=bounds, converged=converged, wanted=wanted, exact=exact
-    )
+    return _Status(residuals=residuals, converged=converged, wanted=wanted, exact=exact)
 
 
 def _residual_norms(
@@ -445,20 +440,17 @@ def _keep_best(
     limits = thresholds(state.theta[wanted], tol=settings.tol, norm=state.norm, eps=settings.eps)
     score = (
         int(np.count_nonzero(status.converged[wanted])),
-        float(np.max(status.bounds[wanted] / limits)),
+        float(np.max(status.residuals[wanted] / limits)),
     )
     if best is not None and (
         score[0] < best.score[0] or (score[0] == best.score[0] and score[1] >= best.score[1])
     ):
         return best
-    rest = np.setdiff1d(np.arange(state.theta.shape[0]), wanted)
     return _Best(
         score=score,
         Y=_columns(op, state.X, wanted),
         values=state.theta[wanted] if status.exact else None,
         residuals=status.residuals[wanted] if status.exact else None,
-        others=state.theta[rest],
-        other_residuals=status.residuals[rest],
     )
 
 
@@ -704,8 +696,8 @@ def _result(
         values=values,
         vectors=best.Y,
         residuals=residuals,
-        others=best.others,
-        other_residuals=best.other_residuals,
+        others=None,
+        other_residuals=None,
         tol=settings.tol,
         norm=norm,
         n_matvec=state.n_matvec,

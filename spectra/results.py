@@ -124,8 +124,8 @@ def eigen_result(
     values: np.ndarray,
     vectors: Array | None,
     residuals: np.ndarray,
-    others: np.ndarray,
-    other_residuals: np.ndarray,
+    others: np.ndarray | None,
+    other_residuals: np.ndarray | None,
     tol: float,
     norm: float,
     n_matvec: int,
@@ -140,15 +140,20 @@ def eigen_result(
 
     ``values``/``residuals`` (host) belong to the columns of ``vectors``; ``others`` are the
     solver's remaining Ritz values with their residuals, which give the gaps of the error bounds.
+    ``others=None`` says the solver knows no gap to the rest of the spectrum (nothing checked
+    that no eigenvalue lies between its values and its other Ritz values): the bounds are then
+    the residuals.
     Pairs are sorted ascending, judged by the rule of :mod:`spectra._convergence`, moved to the
     operator's namespace; unconverged pairs (unless the caller ``stopped`` the run) and an
     unverified completeness each raise a :class:`ConvergenceWarning`.
     """
     eps = machine_epsilon(op.xp, op.dtype)
-    bounds = np.maximum(
-        error_bounds(values, residuals, others=others, other_residuals=other_residuals),
-        ROUNDING_FLOOR * eps * norm,  # no accuracy below the rule's rounding floor is claimed
-    )
+    if others is None:
+        bounds = residuals
+    else:
+        bounds = error_bounds(values, residuals, others=others, other_residuals=other_residuals)
+    # no accuracy below the rule's rounding floor is claimed
+    bounds = np.maximum(bounds, ROUNDING_FLOOR * eps * norm)
     ok = is_converged(values, bounds, tol=tol, norm=norm, eps=eps)
     order = np.argsort(values, kind="stable")
     k = values.shape[0]
