@@ -111,7 +111,8 @@ def lanczos(
     v0 : start vector; by default a Gaussian vector drawn from ``seed``.
     verify : confirm from a fresh random vector that no copy of a repeated eigenvalue is missing
         (see the module docstring); ``False`` saves those products and returns
-        ``verified=False``.
+        ``verified=False`` with a :class:`~spectra.results.ConvergenceWarning`: without the
+        check, a missed copy or an unresolved cluster can leave wrong values marked converged.
     callback : called with an :class:`~spectra.results.IterationInfo` after each restart cycle;
         returning ``True`` stops the run there (the result is returned as it stands).
     progress : show a tqdm bar of converged pairs, with products and the largest relative error.
@@ -711,7 +712,12 @@ def _finish(
         values[unsure], residuals[unsure], norm_AY = rayleigh_residuals(op, columns)
         n_matvec, norm = n_matvec + unsure.shape[0], max(norm, norm_AY)
     reason = None
-    if settings.verify and not verified:
+    if not settings.verify:
+        reason = (
+            "verify=False; the gaps of the error bounds are unchecked too, so values inside a "
+            "cluster the Krylov space has not resolved may be off by more than tol"
+        )
+    elif not verified:
         reason = "maxiter ran out before the check for missing copies ended"
     return eigen_result(
         op,

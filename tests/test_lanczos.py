@@ -182,7 +182,8 @@ def test_stops_as_soon_as_the_wanted_pairs_converge() -> None:
     top = np.array([2.0, 3.0, 4.0, 5.0, 6.0])
     diagonal = np.concatenate([np.linspace(0.0, 1.0, 100_000 - 5), top])
     counted = CountingOperator(diagonal)
-    result = spectra.lanczos(counted, k=5, ncv=200, tol=1e-10, seed=0, verify=False)
+    with pytest.warns(spectra.ConvergenceWarning, match="verify=False"):
+        result = spectra.lanczos(counted, k=5, ncv=200, tol=1e-10, seed=0, verify=False)
     assert result.all_converged and result.n_iter == 1 and not result.verified
     assert result.n_matvec == counted.products < 100
     np.testing.assert_allclose(result.eigenvalues, top, rtol=1e-12)

@@ -151,6 +151,9 @@ def test_verify_false_skips_the_check_and_says_so() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         checked = spectra.lanczos(A, k=4, seed=0)
+    with pytest.warns(
+        spectra.ConvergenceWarning, match=r"completeness not verified \(verify=False"
+    ):
         unchecked = spectra.lanczos(A, k=4, seed=0, verify=False)
     assert checked.verified and not unchecked.verified
     assert unchecked.n_matvec < checked.n_matvec
@@ -312,9 +315,10 @@ def test_large_locked_values_do_not_hold_back_the_ones_near_zero(kind: str, seed
     A = small_values_beside_large_ones(kind)
     eigenvalues = scipy.linalg.eigvalsh(A)
     v0 = np.random.default_rng(seed).standard_normal(A.shape[0])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", spectra.ConvergenceWarning)
+    with pytest.warns(spectra.ConvergenceWarning) as caught:
         result = spectra.lanczos(
             A, k=20, which="SA", tol=1e-8, v0=v0, seed=seed, verify=False, maxiter=300
         )
+    # verify=False's own warning, and none of unconverged pairs
+    assert len(caught) == 1 and "(verify=False" in str(caught[0].message)
     assert_right(result, eigenvalues, "SA", 20, complete=False)
