@@ -65,6 +65,7 @@ def docs(session: nox.Session) -> None:
 BENCHMARKS = (
     "benchmarks/lanczos_vs_arpack.py",
     "benchmarks/lanczos_holdout.py",
+    "benchmarks/solvers_holdout.py",
     "benchmarks/lobpcg_vs_peers.py",
     "benchmarks/estimators_vs_peers.py",
     "benchmarks/stderr_coverage.py",
