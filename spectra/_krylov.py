@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from spectra._namespace import Array, is_complex, to_host
-from spectra._validation import check_finite
+from spectra._validation import check_finite, check_norms
 from spectra.operators import LinearOperator
 
 __all__ = [
@@ -93,13 +93,16 @@ def orthogonalize_step(
     Q = xp.matrix_transpose(rows)
     b, m = rows.shape[0], rows.shape[1]
     norm_in = xp.linalg.vector_norm(W[:, :, 0], axis=-1)
+    peak = xp.max(xp.abs(W[:, :, 0]), axis=-1)
     W, first = project_out(xp, Q, W, passes=1)
     norm_first = xp.linalg.vector_norm(W[:, :, 0], axis=-1)
     W, second = project_out(xp, Q, W, passes=1)
     norm_out = xp.linalg.vector_norm(W[:, :, 0], axis=-1)
     coefficients = xp.reshape(first + second, (b * m,))
-    norms = xp.astype(xp.concat([norm_out, norm_first, norm_in]), coefficients.dtype)
-    host = check_finite(to_host(xp.concat([coefficients, norms])), where=where)
+    norms = xp.astype(xp.concat([norm_out, norm_first, norm_in, peak]), coefficients.dtype)
+    host = to_host(xp.concat([coefficients, norms]))
+    check_norms(host[-2 * b : -b].real, peak=host[-b:].real, where=where)
+    host = check_finite(host, where=where)
     h = host[: b * m].reshape(b, m)
     beta, previous, norm_Aw = (host[b * m + i * b : b * m + (i + 1) * b].real for i in range(3))
     beta, previous = beta.astype(np.float64), previous.astype(np.float64)

@@ -53,6 +53,24 @@ def check_finite(host: np.ndarray, *, where: str) -> np.ndarray:
     return host
 
 
+def check_norms(norms: np.ndarray, *, peak: np.ndarray, where: str) -> None:
+    """Raise ``ValueError`` when products with finite, nonzero entries (largest magnitude
+    ``peak``) have a norm of zero or infinity: their squares underflow or overflow the dtype
+    (entries below about ``sqrt(tiny)`` or above ``sqrt(max / n)``), so no norm, and no
+    residual or symmetry check built on one, can be formed. Non-finite entries are left to
+    :func:`check_finite`."""
+    usable = np.isfinite(peak) & (peak > 0)
+    lost = usable & ((norms == 0) | ~np.isfinite(norms))
+    if np.any(lost):
+        size = float(np.max(peak[lost]))
+        raise ValueError(
+            f"A's products {where} have entries of magnitude {size:.1e}, whose squares "
+            f"{'underflow' if np.all(norms[lost] == 0) else 'overflow'} the operator's dtype: "
+            "no norm can be formed. Multiply A by a power of two that brings its scale near 1 "
+            "(its eigenvalues scale with it, exactly)"
+        )
+
+
 # Asymmetry of a projected matrix, relative to ||A||, above which an operator is refused: far
 # above the rounding of the products (~sqrt(n) eps), far below any genuinely non-symmetric one.
 _ASYMMETRY = 10.0

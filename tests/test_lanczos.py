@@ -267,6 +267,32 @@ def test_non_finite_operator_output_names_the_step() -> None:
         spectra.lanczos(Exploding(), k=2, seed=0)
 
 
+@pytest.mark.parametrize(
+    ("dtype", "scale", "what"),
+    [
+        ("float64", 1e-200, "underflow"),
+        ("float64", 1e200, "overflow"),
+        ("float32", 1e-30, "underflow"),
+        ("float32", 1e25, "overflow"),
+    ],
+)
+def test_a_scale_whose_squares_the_dtype_cannot_hold_is_refused_clearly(
+    dtype: str, scale: float, what: str
+) -> None:
+    # A symmetric operator with finite entries whose products' norms underflow to 0 or overflow
+    # to inf: before, "A is not symmetric" (every beta 0) or "non-finite values" (the norms).
+    A = (np.diag(np.arange(1.0, 301.0)) * scale).astype(dtype)
+    assert np.all(np.isfinite(A))
+    message = f"entries of magnitude .* whose squares {what} .* power of two"
+    with pytest.raises(ValueError, match=message):
+        spectra.lanczos(A, k=3, which="SA", seed=0)
+    with pytest.raises(ValueError, match=message):
+        spectra.slq(A, num_probes=2, num_steps=10, seed=0)
+    # a zero product is not a lost norm
+    zero = spectra.lanczos(np.zeros((100, 100), dtype=dtype), k=2, seed=0)
+    assert zero.all_converged and np.all(np.asarray(zero.eigenvalues) == 0)
+
+
 # --- eigsh: scipy's signature ---------------------------------------------------------------
 
 
