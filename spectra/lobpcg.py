@@ -62,6 +62,7 @@ from spectra._validation import (
     check_finite,
     check_hermitian,
     check_k,
+    check_norms,
     check_positive_int,
     check_which,
 )
@@ -363,10 +364,12 @@ def _initial_state(op: LinearOperator, start: Array) -> _State:
     AX = op.matmat(X)
     b = X.shape[1]
     norms = xp.astype(xp.linalg.vector_norm(AX, axis=0), AX.dtype)
-    host = check_finite(
-        to_host(xp.concat([conjugate_transpose(xp, X) @ AX, norms[None, :]], axis=0)),
-        where="on the start block (lobpcg)",
+    peak = xp.astype(xp.max(xp.abs(AX), axis=0), AX.dtype)
+    host = to_host(
+        xp.concat([conjugate_transpose(xp, X) @ AX, norms[None, :], peak[None, :]], axis=0)
     )
+    check_norms(host[b].real, peak=host[b + 1].real, where="on the start block (lobpcg)")
+    host = check_finite(host, where="on the start block (lobpcg)")
     H, norm = host[:b], float(np.max(np.abs(host[b])))
     check_hermitian(_asymmetry(H), norm=norm, eps=eps, where="onto the start block")
     theta, C = scipy.linalg.eigh(_hermitian_part(H))

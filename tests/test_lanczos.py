@@ -288,6 +288,8 @@ def test_a_scale_whose_squares_the_dtype_cannot_hold_is_refused_clearly(
         spectra.lanczos(A, k=3, which="SA", seed=0)
     with pytest.raises(ValueError, match=message):
         spectra.slq(A, num_probes=2, num_steps=10, seed=0)
+    with pytest.raises(ValueError, match=message):
+        spectra.lobpcg(A, k=3, which="SA", seed=0)
     # a zero product is not a lost norm
     zero = spectra.lanczos(np.zeros((100, 100), dtype=dtype), k=2, seed=0)
     assert zero.all_converged and np.all(np.asarray(zero.eigenvalues) == 0)
