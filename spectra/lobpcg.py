@@ -11,10 +11,10 @@ columns are wanted, the rest are guard vectors that speed up convergence at the 
 wanted set. Real symmetric and complex Hermitian operators run the same code: every inner
 product conjugates (``Q^H W``), the Ritz values are real. One iteration:
 
-1. ``R = A X - X diag(theta)``; each column's eigenvalue error bound ``min(r, r^2 / gap)``
-   (the gap to the other Ritz values of the block, guard vectors included) is judged by the one
-   rule of :mod:`spectra._convergence`. A column that meets it is soft-locked: it stays in ``X``
-   (and in the Rayleigh-Ritz step) but adds no new directions.
+1. ``R = A X - X diag(theta)``; each column's eigenvalue error bound, its residual ``r`` (no
+   gap is known: see ``tol``), is judged by the one rule of :mod:`spectra._convergence`. A
+   column that meets it is soft-locked: it stays in ``X`` (and in the Rayleigh-Ritz step) but
+   adds no new directions.
 2. ``W = M R[:, active]`` (``M`` the optional preconditioner), orthogonalised against
    ``[X, P]`` by :func:`spectra._krylov.project_out` (block classical Gram-Schmidt twice) and
    orthonormalised by SVQB (Stathopoulos & Wu 2002), dropping directions lost to cancellation;

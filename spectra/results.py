@@ -28,7 +28,8 @@ class EigenResult:
     ``residual_norms`` are residuals ``||A v - lambda v||`` (true ones, or the Lanczos
     relation's where they clear the tolerance by far more than its rounding error);
     ``error_bounds`` bound each eigenvalue's error by ``min(r, r**2 / gap)`` (the quadratic term
-    where a gap to the other Ritz values is known), never below the rounding floor
+    where a check for missing eigenvalues vouches for the gap to the other Ritz values: Lanczos;
+    LOBPCG reports ``r``), never below the rounding floor
     ``100 eps ||A||``; ``converged`` is earned from them by the one
     rule of :mod:`spectra._convergence`: ``error_bound <= max(tol * |lambda|, 100 eps ||A||)``,
     with ``norm_estimate`` a lower bound on ``||A||_2`` gathered during the run. ``verified`` is
