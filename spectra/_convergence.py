@@ -86,25 +86,28 @@ def error_bounds(
         assert other_residuals is not None
         pool = np.concatenate([values, np.asarray(others, dtype=np.float64)])
         pool_residuals = np.concatenate([residuals, np.asarray(other_residuals, dtype=np.float64)])
+    if pool.shape[0] == 0:
+        return residuals.copy()
     order = np.argsort(pool, kind="stable")
     sorted_values, sorted_residuals = pool[order], pool_residuals[order]
     apart = np.diff(sorted_values) > sorted_residuals[:-1] + sorted_residuals[1:]
-    cluster = np.empty(pool.shape[0], dtype=np.intp)
-    cluster[order] = np.concatenate([[0], np.cumsum(apart)])
-    bounds = residuals.copy()
-    for label in np.unique(cluster[: values.shape[0]]):
-        members = cluster == label
-        outside = ~members
-        if not np.any(outside):
-            continue
-        low, high = np.min(pool[members]), np.max(pool[members])
-        distance = np.maximum(low - pool[outside], pool[outside] - high) - pool_residuals[outside]
-        gap = float(np.min(distance))
-        rho = float(np.sqrt(np.sum(pool_residuals[members] ** 2)))
-        if gap > rho:
-            mine = members[: values.shape[0]]
-            bounds[mine] = np.minimum(residuals[mine], rho**2 / gap)
-    return bounds
+    starts = np.flatnonzero(np.concatenate([[True], apart]))
+    ends = np.append(starts[1:], pool.shape[0]) - 1
+    # The nearest value outside a cluster of consecutive sorted values, less its residual: the
+    # largest ``v + r`` before the cluster and the smallest ``v - r`` after it.
+    reach_up = np.concatenate([[-np.inf], np.maximum.accumulate(sorted_values + sorted_residuals)])
+    reach_down = np.minimum.accumulate((sorted_values - sorted_residuals)[::-1])[::-1]
+    reach_down = np.append(reach_down, np.inf)
+    gap = np.minimum(
+        sorted_values[starts] - reach_up[starts], reach_down[ends + 1] - sorted_values[ends]
+    )
+    rho = np.sqrt(np.add.reduceat(sorted_residuals**2, starts))
+    separated = np.isfinite(gap) & (gap > rho)
+    cluster_bound = np.full(starts.shape[0], np.inf)
+    cluster_bound[separated] = rho[separated] ** 2 / gap[separated]
+    per_value = np.empty(pool.shape[0])
+    per_value[order] = np.repeat(cluster_bound, ends - starts + 1)
+    return np.minimum(residuals, per_value[: values.shape[0]])
 
 
 def converged(
