@@ -36,6 +36,7 @@ __all__ = [
     "exact_diagonal",
     "inverse_adjoint_columns",
     "jackknife",
+    "power_of_two",
     "real_part",
 ]
 
@@ -136,11 +137,19 @@ def exact_diagonal(op: LinearOperator, *, store: ProbeStore, block_size: int, ba
 
 def inverse_adjoint_columns(R: np.ndarray) -> np.ndarray:
     """Unit-norm columns of ``R^{-H}`` for an upper-triangular ``R`` (the XTrace directions:
-    column ``i`` is orthogonal to every column of ``R`` but the ``i``-th)."""
+    column ``i`` is orthogonal to every column of ``R`` but the ``i``-th).
+
+    Independent of ``R``'s scale: ``R`` is first divided by a power of two near its largest
+    entry (exactly), and each column by its largest entry before its norm is taken, so that no
+    square underflows or overflows (an operator scaled by ``1e-160`` would otherwise lose the
+    normalisation silently)."""
+    R = R / power_of_two(float(np.max(np.abs(R), initial=0.0)))
     try:
         S = scipy.linalg.solve_triangular(R, np.eye(R.shape[0]), trans="C", lower=False)
     except np.linalg.LinAlgError:
         S = np.full_like(R, np.inf)
+    if np.all(np.isfinite(S)):
+        S = S / np.maximum(np.max(np.abs(S), axis=0, initial=0.0), np.finfo(float).tiny)
     norms = np.linalg.norm(S, axis=0)
     if not np.all(np.isfinite(S)) or np.any(norms == 0):
         raise FloatingPointError(
@@ -150,6 +159,14 @@ def inverse_adjoint_columns(R: np.ndarray) -> np.ndarray:
     return S / norms
 
 
+def power_of_two(scale: float) -> float:
+    """The power of two nearest ``scale`` from below (1 for 0 or non-finite): dividing by it is
+    exact, so host quantities linear in an operator can be brought near 1 without rounding."""
+    if not (np.isfinite(scale) and scale > 0):
+        return 1.0
+    return float(np.ldexp(1.0, int(np.frexp(scale)[1]) - 1))
+
+
 def jackknife(xp: Any, dropped: Array) -> Array:
     """Jackknife standard error ``sqrt((m-1)/m sum_j (t_j - mean t)^2)`` along the last axis,
     from the estimates ``t_j`` recomputed without each of the ``m`` probes (Efron and Stein,
@@ -157,4 +174,7 @@ def jackknife(xp: Any, dropped: Array) -> Array:
     variance of the estimator with ``m - 1`` probes, so it errs on the safe side)."""
     m = dropped.shape[-1]
     centred = dropped - xp.mean(dropped, axis=-1, keepdims=True)
-    return xp.sqrt((m - 1) / m * xp.sum(centred**2, axis=-1))
+    # In units of the largest deviation, so that no square underflows or overflows.
+    peak = xp.max(xp.abs(centred), axis=-1, keepdims=True)
+    peak = xp.where(peak > 0, peak, xp.ones_like(peak))
+    return peak[..., 0] * xp.sqrt((m - 1) / m * xp.sum((centred / peak) ** 2, axis=-1))

@@ -54,19 +54,22 @@ def check_finite(host: np.ndarray, *, where: str) -> np.ndarray:
 
 
 def check_norms(norms: np.ndarray, *, peak: np.ndarray, where: str) -> None:
-    """Raise ``ValueError`` when products with finite, nonzero entries (largest magnitude
-    ``peak``) have a norm of zero or infinity: their squares underflow or overflow the dtype
-    (entries below about ``sqrt(tiny)`` or above ``sqrt(max / n)``), so no norm, and no
-    residual or symmetry check built on one, can be formed. Non-finite entries are left to
+    """Raise ``ValueError`` when products with finite, nonzero entries cannot be given a norm in
+    their dtype: the squares of their largest entries (magnitude ``peak``) fall below its
+    smallest normal number (entries below about ``sqrt(tiny)``: the squares lose their digits,
+    and norms built on them silently mislead every residual and symmetry check), or their norm
+    overflows (entries above about ``sqrt(max / n)``). Non-finite entries are left to
     :func:`check_finite`."""
+    tiny = np.finfo(peak.dtype if np.issubdtype(peak.dtype, np.floating) else np.float64).tiny
     usable = np.isfinite(peak) & (peak > 0)
-    lost = usable & ((norms == 0) | ~np.isfinite(norms))
-    if np.any(lost):
-        size = float(np.max(peak[lost]))
+    under = usable & ((norms == 0) | (peak < np.sqrt(tiny)))
+    over = usable & ~np.isfinite(norms)
+    if np.any(under | over):
+        size = float(np.max(peak[under | over]))
         raise ValueError(
             f"A's products {where} have entries of magnitude {size:.1e}, whose squares "
-            f"{'underflow' if np.all(norms[lost] == 0) else 'overflow'} the operator's dtype: "
-            "no norm can be formed. Multiply A by a power of two that brings its scale near 1 "
+            f"{'overflow' if np.any(over) else 'underflow'} the operator's dtype: no accurate "
+            "norm can be formed. Multiply A by a power of two that brings its scale near 1 "
             "(its eigenvalues scale with it, exactly)"
         )
 

@@ -52,6 +52,7 @@ from spectra._probes import (
     exact_diagonal,
     inverse_adjoint_columns,
     jackknife,
+    power_of_two,
     real_part,
 )
 from spectra._progress import progress_bar
@@ -181,16 +182,18 @@ def _hutchinson(
 ) -> DiagonalEstimate:
     """Running mean and sum of squared deviations of ``Re(conj(w) * (A w))``, merged block by
     block (Chan, Golub, LeVeque), so neither cancellation nor the whole (n, m) sample is ever at
-    stake."""
+    stake. The squares are summed in units of a power of two near the first block's largest
+    sample (exactly), so that they neither underflow nor overflow at any scale of ``A``."""
     xp = op.xp
     n = op.shape[0]
     real = real_dtype(xp, op.dtype, device=op.device)
     mean = xp.zeros((n,), dtype=real, device=op.device)
     squares = xp.zeros((n,), dtype=real, device=op.device)
-    count = 0
+    count, unit = 0, None
     saved = store.get("count")
     if saved is not None:
-        count = int(saved)
+        count, saved_unit = int(saved), store.get("unit")
+        unit = 1.0 if saved_unit is None else float(saved_unit)  # older checkpoints: unscaled
         mean, squares = (
             from_host(xp, store.state[key], dtype=real, device=op.device)
             for key in ("mean", "squares")
@@ -204,16 +207,18 @@ def _hutchinson(
         Y = op.matmat(Omega)
         check_block(op, Y, where=f"on probes {j0}..{j0 + b - 1}")
         samples = real_part(xp, conj(xp, Omega) * Y)
+        if unit is None:
+            unit = power_of_two(float(to_host(xp.max(xp.abs(samples)))))
         block_mean = xp.mean(samples, axis=1)
-        block_squares = xp.sum((samples - block_mean[:, None]) ** 2, axis=1)
+        block_squares = xp.sum(((samples - block_mean[:, None]) / unit) ** 2, axis=1)
         delta = block_mean - mean
         total = count + b
         mean = mean + delta * (b / total)
-        squares = squares + block_squares + delta**2 * (count * b / total)
+        squares = squares + block_squares + (delta / unit) ** 2 * (count * b / total)
         count = total
-        store.put(mean=mean, squares=squares, count=np.array(count))
+        store.put(mean=mean, squares=squares, count=np.array(count), unit=np.array(unit))
         bar.update(b)
-    stderr = xp.sqrt(squares / ((count - 1) * count))
+    stderr = (unit or 1.0) * xp.sqrt(squares / ((count - 1) * count))
     return DiagonalEstimate(mean, stderr, count, "hutchinson")
 
 

@@ -81,6 +81,7 @@ from spectra._probes import (
     exact_diagonal,
     inverse_adjoint_columns,
     jackknife,
+    power_of_two,
     real_part,
 )
 from spectra._progress import progress_bar
@@ -299,7 +300,8 @@ def _stderr(values: np.ndarray) -> float:
     """Standard error of the mean of independent samples (``inf`` for fewer than two)."""
     if values.shape[0] < 2:
         return float("inf")
-    return float(np.std(values, ddof=1) / np.sqrt(values.shape[0]))
+    unit = power_of_two(float(np.max(np.abs(values))))  # exact; no square under/overflows
+    return unit * float(np.std(values / unit, ddof=1) / np.sqrt(values.shape[0]))
 
 
 def _hutchinson(
@@ -501,15 +503,18 @@ def _xnystrace(
     m = num_matvecs
     Omega = draw_probes(rng, (n, m), probes, op)
     Y = apply_in_blocks(op, Omega, store=store, key="sketch", block_size=block_size, bar=bar)
-    shift = (
-        machine_epsilon(xp, op.dtype) * float(to_host(xp.linalg.vector_norm(Y))) / float(np.sqrt(n))
-    )
+    # Host quantities linear in A are divided by a power of two near its scale (exactly), so
+    # that their squares neither underflow nor overflow; the estimate is multiplied back.
+    unit = power_of_two(float(to_host(xp.max(xp.abs(Y)))))
+    norm_Y = unit * float(to_host(xp.linalg.vector_norm(Y / unit)))
+    shift = machine_epsilon(xp, op.dtype) * norm_Y / float(np.sqrt(n))
     Y = Y + shift * Omega
     _, R = xp.linalg.qr(Y)
     Omega_h = conjugate_transpose(xp, Omega)
     blocks = [xp.reshape(M, (-1,)) for M in (R, Omega_h @ Y, Omega_h @ Omega)]
     host = check_finite(_host(op, xp.concat(blocks)), where="in the XNysTrace sketch")
     R_h, G, gram = (host[i * m * m : (i + 1) * m * m].reshape(m, m) for i in range(3))
+    R_h, G, shift = R_h / unit, G / unit, shift / unit
     try:
         C = scipy.linalg.cholesky((G + G.conj().T) / 2, lower=False)
     except np.linalg.LinAlgError as error:
@@ -531,8 +536,8 @@ def _xnystrace(
         n=n,
         shift=shift,
     )
-    estimate = float(np.mean(nystrom.estimates()))
-    return _estimate(op, estimate, nystrom.jackknife_stderr(), m, "xnystrace")
+    estimate = unit * float(np.mean(nystrom.estimates()))
+    return _estimate(op, estimate, unit * nystrom.jackknife_stderr(), m, "xnystrace")
 
 
 @dataclass(frozen=True)
