@@ -426,8 +426,14 @@ def _residual_norms(
     else:
         coefficients = from_host(xp, state.theta, dtype=op.dtype, device=op.device)
     state.R = state.AX - state.X * coefficients[None, :]
-    parts += [xp.linalg.vector_norm(state.R, axis=0), xp.linalg.vector_norm(state.AX, axis=0)]
-    host = check_finite(to_host(xp.concat(parts)).astype(np.float64), where=where)
+    parts += [
+        xp.linalg.vector_norm(state.R, axis=0),
+        xp.linalg.vector_norm(state.AX, axis=0),
+        xp.max(xp.abs(state.AX), axis=0),
+    ]
+    raw = to_host(xp.concat(parts)).real
+    check_norms(raw[-2 * m : -m], peak=raw[-m:], where=where)
+    host = check_finite(raw[:-m].astype(np.float64), where=where)
     if quotients:
         state.theta, host = host[:m], host[m:]
     state.norm = max(state.norm, float(np.max(host[m:])), float(np.max(np.abs(state.theta))))

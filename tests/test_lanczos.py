@@ -278,6 +278,9 @@ def test_non_finite_operator_output_names_the_step() -> None:
         # float32 1e-23 gave a LOBPCG value 0.2% off, marked converged
         ("float64", 1e-160, "underflow"),
         ("float32", 1e-23, "underflow"),
+        # the norms of later products overflow (before: LOBPCG blamed the operator for
+        # "non-finite values" at iteration 0)
+        ("float32", 1e17, "overflow"),
     ],
 )
 def test_a_scale_whose_squares_the_dtype_cannot_hold_is_refused_clearly(
