@@ -160,7 +160,7 @@ def inverse_adjoint_columns(R: np.ndarray) -> np.ndarray:
 
 
 def power_of_two(scale: float) -> float:
-    """The power of two nearest ``scale`` from below (1 for 0 or non-finite): dividing by it is
+    """The largest power of two not above ``scale`` (1 for 0 or non-finite): dividing by it is
     exact, so host quantities linear in an operator can be brought near 1 without rounding."""
     if not (np.isfinite(scale) and scale > 0):
         return 1.0
