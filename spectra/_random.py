@@ -8,11 +8,12 @@ distributions (Rademacher, Gaussian, sphere, real or complex) live in :mod:`spec
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
 
-from spectra._namespace import Array, from_host
+from spectra._namespace import Array, from_host, to_host
 from spectra.operators import LinearOperator
 
 Seed = int | np.random.Generator | None
@@ -27,6 +28,14 @@ def make_rng(seed: Seed) -> np.random.Generator:
             f"seed must be an int, a numpy Generator or None; got {type(seed).__name__}"
         )
     return np.random.default_rng(seed)
+
+
+def seed_from(start: Array) -> int:
+    """A seed taken from the bytes of a start vector: a run given its start but no seed then
+    repeats exactly, the way scipy's ``eigsh`` does from ``v0`` (the same start gives the same
+    seed on every backend)."""
+    host = np.ascontiguousarray(to_host(start))
+    return int.from_bytes(hashlib.sha256(host.tobytes()).digest()[:8], "little")
 
 
 def gaussian(rng: np.random.Generator, shape: tuple[int, ...], op: LinearOperator) -> Array:

@@ -79,7 +79,9 @@ def eigsh(
         value other than scipy's default raises a ``ValueError`` naming the argument.
     method : ``"lanczos"`` (thick-restart Lanczos, :func:`spectra.lanczos`) or ``"lobpcg"``
         (:func:`spectra.lobpcg`, which takes neither ``v0`` nor ``ncv``).
-    seed : an int or ``numpy.random.Generator`` for the start vector (block).
+    seed : an int or ``numpy.random.Generator`` for the start vector (block) and the
+        completeness check's fresh vectors. With ``v0`` and neither ``seed`` nor ``rng``, a
+        run repeats exactly from ``v0``, as scipy's does.
     callback : called with an :class:`~spectra.results.IterationInfo` after each restart cycle
         (Lanczos) or iteration (LOBPCG). Returning ``True`` stops the run there, the one rule of
         every solver (:func:`spectra.results.notify`): ``eigsh`` then returns the ``k`` pairs

@@ -46,7 +46,7 @@ from spectra._convergence import error_bounds, resolve_tol, thresholds
 from spectra._krylov import orthogonalize_against, orthogonalize_step, rayleigh_residuals
 from spectra._namespace import Array, from_host, is_complex, machine_epsilon, set_block, to_host
 from spectra._progress import progress_bar
-from spectra._random import Seed, gaussian, make_rng
+from spectra._random import Seed, gaussian, make_rng, seed_from
 from spectra._validation import (
     check_hermitian,
     check_k,
@@ -109,6 +109,9 @@ def lanczos(
     ncv : basis size, ``k < ncv <= n`` (default ``min(n, max(2k + 1, 20))``). When the basis
         would span the whole space the operator is materialised and solved densely.
     v0 : start vector; by default a Gaussian vector drawn from ``seed``.
+    seed : an int or ``numpy.random.Generator`` for the start vector and the check's fresh
+        vectors. ``None``: fresh entropy, except with ``v0`` given, where the seed is taken
+        from ``v0``'s bytes so that the run repeats exactly (as scipy's ``eigsh`` from ``v0``).
     verify : confirm from a fresh random vector that no copy of a repeated eigenvalue is missing
         (see the module docstring); ``False`` saves those products and returns
         ``verified=False`` with a :class:`~spectra.results.ConvergenceWarning`: without the
@@ -147,7 +150,7 @@ def lanczos(
         )
     if ncv + 1 > n:
         return dense_eigensolve(op, k, which=which, tol=tol, method="lanczos")
-    rng = make_rng(seed)
+    rng = make_rng(seed_from(start) if seed is None and start is not None else seed)
     # The default start is drawn even when ``v0`` is given, so that the fresh vectors of the
     # completeness check never repeat a start vector drawn from the same seed (a fresh vector
     # equal to ``v0`` lies in the space already searched and finds no missing copy).

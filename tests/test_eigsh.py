@@ -320,3 +320,18 @@ def test_complex_hermitian_on_backends(name: str) -> None:
     assert array_api_compat.array_namespace(values) is array_api_compat.array_namespace(data)
     exact = scipy.linalg.eigvalsh(A)[-3:]
     assert np.all(np.abs(to_host(values) - exact) <= _floor(exact, float(np.abs(exact).max())))
+
+
+def test_a_run_from_v0_without_a_seed_repeats_exactly() -> None:
+    """scipy's eigsh is deterministic given ``v0``; so is spectra's, although its completeness
+    check draws fresh vectors (before, they came from fresh entropy: the products and the bits of
+    the vectors changed from run to run)."""
+    A, _ = random_symmetric(np.repeat([3.0, 2.0, 1.0, 0.5], [4, 3, 3, 90]), seed=21)
+    v0 = np.random.default_rng(5).standard_normal(100)
+    runs = [spectra.eigsh(A, k=6, which="LA", v0=v0) for _ in range(3)]
+    for values, vectors in runs[1:]:
+        np.testing.assert_array_equal(values, runs[0][0])
+        np.testing.assert_array_equal(vectors, runs[0][1])
+    np.testing.assert_allclose(runs[0][0], [2.0, 2.0, 3.0, 3.0, 3.0, 3.0], atol=1e-8)
+    counts = {spectra.lanczos(A, k=6, v0=v0).n_matvec for _ in range(3)}
+    assert len(counts) == 1
