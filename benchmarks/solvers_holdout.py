@@ -19,6 +19,9 @@ these cases: the seeds are ``50000 + case``.
 
     OMP_NUM_THREADS=1 python benchmarks/solvers_holdout.py                # cases 1000-1299
     OMP_NUM_THREADS=1 python benchmarks/solvers_holdout.py --first 0 --cases 40
+    OMP_NUM_THREADS=1 python benchmarks/solvers_holdout.py --backend torch   # or jax (x64)
+
+``--backend`` hands each matrix to the solvers as a torch or JAX array (CPU) instead of NumPy.
 """
 
 from __future__ import annotations
@@ -27,12 +30,14 @@ import argparse
 import time
 import warnings
 from collections import Counter
+from typing import Any
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse.linalg
 
 import spectra
+from spectra._namespace import host_dtype, to_host
 
 
 def problem(case: int) -> tuple[np.ndarray, str, str, int, float | None]:
@@ -95,7 +100,21 @@ def ranked(values: np.ndarray, truth: np.ndarray, which: str, limit: np.ndarray)
     return bool(np.all(np.abs(np.sort(values) - truth[order]) <= 2.02 * limit[order]))
 
 
-def run(solver: str, A: np.ndarray, which: str, k: int, tol: float | None, case: int):
+def as_backend(A: np.ndarray, backend: str) -> Any:
+    """``A`` as an array of ``backend`` (NumPy itself, or torch / JAX on the CPU)."""
+    if backend == "torch":
+        import torch
+
+        return torch.as_tensor(A)
+    if backend == "jax":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+        return jax.numpy.asarray(A)
+    return A
+
+
+def run(solver: str, A: Any, which: str, k: int, tol: float | None, case: int):
     """``(values, converged or None, verified, tol)`` of one run, ``tol`` the relative accuracy
     it was asked for (``result.tol``; eigsh: scipy's, 0 meaning eps); None when eigsh raised."""
     with warnings.catch_warnings():
@@ -108,17 +127,17 @@ def run(solver: str, A: np.ndarray, which: str, k: int, tol: float | None, case:
             warnings.simplefilter("always", spectra.ConvergenceWarning)
             try:
                 with warnings.catch_warnings(record=True) as caught:
-                    v0 = np.random.default_rng(case).standard_normal(A.shape[0]).astype(A.dtype)
+                    v0 = np.random.default_rng(case).standard_normal(A.shape[0])
                     values = spectra.eigsh(
                         A, k=k, which=which, tol=tol or 0, v0=v0, return_eigenvectors=False
                     )
             except scipy.sparse.linalg.ArpackNoConvergence:
                 return None
-            asked = (tol or 0.0) or float(np.finfo(A.dtype).eps)
+            asked = (tol or 0.0) or float(np.finfo(host_dtype(A.dtype)).eps)
             # like scipy's, eigsh returns values only; its completeness verdict is its warning
             verified = not any("not verified" in str(w.message) for w in caught)
-            return np.sort(np.asarray(values, dtype=float)), None, verified, asked
-    values = np.asarray(result.eigenvalues, dtype=float)
+            return np.sort(np.asarray(to_host(values), dtype=float)), None, verified, asked
+    values = np.asarray(to_host(result.eigenvalues), dtype=float)
     return values, np.asarray(result.converged), result.verified, result.tol
 
 
@@ -126,6 +145,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--first", type=int, default=1000)
     parser.add_argument("--cases", type=int, default=300)
+    parser.add_argument("--backend", choices=["numpy", "torch", "jax"], default="numpy")
     args = parser.parse_args()
     counts: dict[str, Counter] = {s: Counter() for s in ("lanczos", "lobpcg", "eigsh")}
     findings = []
@@ -139,7 +159,7 @@ def main() -> None:
         for solver in counts:
             if solver == "lobpcg" and which == "LM":
                 continue
-            outcome = run(solver, A, which, k, tol, case)
+            outcome = run(solver, as_backend(A, args.backend), which, k, tol, case)
             counts[solver]["runs"] += 1
             if outcome is None:
                 continue
@@ -157,7 +177,8 @@ def main() -> None:
             counts[solver]["misranked"] += misranked
             if wrong or misranked:
                 findings.append(f"case {case} {solver} {kind} {which} k={k} tol={tol}")
-    print(f"cases {args.first}-{args.first + args.cases - 1}, {time.perf_counter() - start:.0f} s")
+    elapsed = time.perf_counter() - start
+    print(f"cases {args.first}-{args.first + args.cases - 1} ({args.backend}), {elapsed:.0f} s")
     print("| solver | runs | every pair converged | pairs wrongly converged | misranked |")
     print("|---|---:|---:|---:|---:|")
     for solver, c in counts.items():
