@@ -143,12 +143,12 @@ def inverse_adjoint_columns(R: np.ndarray) -> np.ndarray:
     entry (exactly), and each column by its largest entry before its norm is taken, so that no
     square underflows or overflows (an operator scaled by ``1e-160`` would otherwise lose the
     normalisation silently)."""
-    R = R / power_of_two(float(np.max(np.abs(R), initial=0.0)))
+    R = R / power_of_two(np, R)
     try:
         S = scipy.linalg.solve_triangular(R, np.eye(R.shape[0]), trans="C", lower=False)
     except np.linalg.LinAlgError:
         S = np.full_like(R, np.inf)
-    if np.all(np.isfinite(S)):
+    if np.all(np.isfinite(S)):  # else refused below, without a warning from inf / inf
         S = S / np.maximum(np.max(np.abs(S), axis=0, initial=0.0), np.finfo(float).tiny)
     norms = np.linalg.norm(S, axis=0)
     if not np.all(np.isfinite(S)) or np.any(norms == 0):
@@ -159,9 +159,11 @@ def inverse_adjoint_columns(R: np.ndarray) -> np.ndarray:
     return S / norms
 
 
-def power_of_two(scale: float) -> float:
-    """The largest power of two not above ``scale`` (1 for 0 or non-finite): dividing by it is
-    exact, so host quantities linear in an operator can be brought near 1 without rounding."""
+def power_of_two(xp: Any, X: Array) -> float:
+    """The largest power of two not above ``max |X|`` (1 for a zero or non-finite ``X``; one
+    scalar to the host for a device array): dividing by it is exact, so quantities linear in an
+    operator can be brought near 1 without rounding before their squares are formed."""
+    scale = float(to_host(xp.max(xp.abs(X))))
     if not (np.isfinite(scale) and scale > 0):
         return 1.0
     return float(np.ldexp(1.0, int(np.frexp(scale)[1]) - 1))

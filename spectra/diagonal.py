@@ -208,7 +208,7 @@ def _hutchinson(
         check_block(op, Y, where=f"on probes {j0}..{j0 + b - 1}")
         samples = real_part(xp, conj(xp, Omega) * Y)
         if unit is None:
-            unit = power_of_two(float(to_host(xp.max(xp.abs(samples)))))
+            unit = power_of_two(xp, samples)
         block_mean = xp.mean(samples, axis=1)
         block_squares = xp.sum(((samples - block_mean[:, None]) / unit) ** 2, axis=1)
         delta = block_mean - mean

@@ -300,7 +300,7 @@ def _stderr(values: np.ndarray) -> float:
     """Standard error of the mean of independent samples (``inf`` for fewer than two)."""
     if values.shape[0] < 2:
         return float("inf")
-    unit = power_of_two(float(np.max(np.abs(values))))  # exact; no square under/overflows
+    unit = power_of_two(np, values)  # exact; no square under/overflows
     return unit * float(np.std(values / unit, ddof=1) / np.sqrt(values.shape[0]))
 
 
@@ -505,7 +505,7 @@ def _xnystrace(
     Y = apply_in_blocks(op, Omega, store=store, key="sketch", block_size=block_size, bar=bar)
     # Host quantities linear in A are divided by a power of two near its scale (exactly), so
     # that their squares neither underflow nor overflow; the estimate is multiplied back.
-    unit = power_of_two(float(to_host(xp.max(xp.abs(Y)))))
+    unit = power_of_two(xp, Y)
     norm_Y = unit * float(to_host(xp.linalg.vector_norm(Y / unit)))
     shift = machine_epsilon(xp, op.dtype) * norm_Y / float(np.sqrt(n))
     Y = Y + shift * Omega
