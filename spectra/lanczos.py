@@ -39,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import array_api_compat
 import numpy as np
 import scipy.linalg
 
@@ -63,8 +64,9 @@ __all__ = ["lanczos"]
 # Columns of the basis transformed together during a restart: bounds the temporary to this many
 # entries per basis vector, so the restart needs no second copy of the basis.
 _RESTART_CHUNK = 1 << 16
-# A Lanczos step orthogonalises against the basis rows up to the next multiple of this (the
-# rows past the current one are zero), so that a run uses a few array shapes, not one per step.
+# On JAX, which compiles each array shape once, a Lanczos step orthogonalises against the basis
+# rows up to the next multiple of this (the rows past the current one are zero), so that a run
+# uses a few shapes, not one per step; elsewhere against the rows in use.
 _SHAPE_STEP = 16
 # The decomposition reproduces a residual and a Ritz value to within sqrt(m * cycles) ||A|| times
 # the rounding of the arithmetic behind it: the host's float64 work on m x m matrices (the
@@ -325,9 +327,9 @@ def _step(op: LinearOperator, state: _Krylov, j: int, rng: np.random.Generator) 
     w = op.matvec(state.V[j, :])
     state.n_matvec += 1
     state.phase_matvecs += 1
-    # Rows past ``j`` are zero: orthogonalising against a few of them keeps the shapes to a
-    # handful per run (compiling namespaces such as JAX compile each shape once, not each step).
-    m = min(state.V.shape[0], _SHAPE_STEP * math.ceil((j + 1) / _SHAPE_STEP))
+    m = j + 1
+    if array_api_compat.is_jax_array(state.V):  # rows past ``j`` are zero (see _SHAPE_STEP)
+        m = min(state.V.shape[0], _SHAPE_STEP * math.ceil(m / _SHAPE_STEP))
     w, h, beta, norm_Aw = orthogonalize_step(
         op.xp, state.V[None, :m, :], w[None, :, None], where=f"at Lanczos step {j + 1}"
     )
