@@ -66,7 +66,7 @@ __all__ = ["lanczos"]
 _RESTART_CHUNK = 1 << 16
 # On JAX, which compiles each array shape once, a Lanczos step orthogonalises against the basis
 # rows up to the next multiple of this (the rows past the current one are zero), so that a run
-# uses a few shapes, not one per step; elsewhere against the rows in use.
+# uses a few shapes, not one per step; elsewhere against the rows in use (``_Krylov.row_step``).
 _SHAPE_STEP = 16
 # The decomposition reproduces a residual and a Ritz value to within sqrt(m * cycles) ||A|| times
 # the rounding of the arithmetic behind it: the host's float64 work on m x m matrices (the
@@ -210,6 +210,7 @@ class _Krylov:
     norm: float  # ||A|| from below: largest ||A v|| and |theta| seen
     n_matvec: int
     eps: float
+    row_step: int  # Gram-Schmidt runs against the rows in use rounded up to a multiple of this
     n_breakdowns: int = 0
     phase: Literal["search", "verify"] = "search"
     phase_matvecs: int = 0  # products since the phase began
@@ -290,6 +291,7 @@ def _initial_state(op: LinearOperator, start: Array, *, ncv: int) -> _Krylov:
         norm=0.0,
         n_matvec=0,
         eps=machine_epsilon(xp, op.dtype),
+        row_step=_SHAPE_STEP if array_api_compat.is_jax_array(V) else 1,
     )
 
 
@@ -327,9 +329,7 @@ def _step(op: LinearOperator, state: _Krylov, j: int, rng: np.random.Generator) 
     w = op.matvec(state.V[j, :])
     state.n_matvec += 1
     state.phase_matvecs += 1
-    m = j + 1
-    if array_api_compat.is_jax_array(state.V):  # rows past ``j`` are zero (see _SHAPE_STEP)
-        m = min(state.V.shape[0], _SHAPE_STEP * math.ceil(m / _SHAPE_STEP))
+    m = min(state.V.shape[0], state.row_step * math.ceil((j + 1) / state.row_step))
     w, h, beta, norm_Aw = orthogonalize_step(
         op.xp, state.V[None, :m, :], w[None, :, None], where=f"at Lanczos step {j + 1}"
     )
