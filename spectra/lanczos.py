@@ -30,6 +30,9 @@ once the wanted pairs have converged they are locked and the run continues from 
 vector orthogonal to them: on this deflated operator the fresh Krylov space contains every copy
 not yet found. The result is ``verified`` when that space's best Ritz value has converged and
 left the wanted values unchanged; a copy it finds joins the wanted set and the check repeats.
+Behind a dense bulk that convergence can take thousands of products (the bulk's edge must be
+resolved to ``tol``), so at a restart of the check a Chebyshev filter from one more fresh vector
+may end it instead, with a stated chance of error (:func:`_certificate_plan`).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from spectra._namespace import Array, from_host, is_complex, machine_epsilon, se
 from spectra._progress import progress_bar
 from spectra._random import Seed, gaussian, make_rng, seed_from
 from spectra._validation import (
+    check_finite,
     check_hermitian,
     check_k,
     check_positive_int,
@@ -90,7 +94,16 @@ _RESIDUAL_FLOOR = 10.0
 # converging.
 _LOCK_MARGIN = 10.0
 
-Action = Literal["expand", "restart", "verify", "done"]
+# The completeness certificate (:func:`_certificate_plan`): its chance of passing although a
+# value lies beyond its claim, and how much the filtered vector's norm may grow and still pass
+# (inside the filter's interval it cannot grow; the slack covers rounding).
+_CERTIFICATE_RISK = 1e-6
+_CERTIFICATE_GROWTH = 2.0
+# The certificate's interval reaches this fraction of the spread below the lowest value seen,
+# in case the spectrum's far end was not yet found (which would make it fail, not err).
+_CERTIFICATE_REACH = 0.1
+
+Action = Literal["expand", "restart", "verify", "certify", "done"]
 
 
 def lanczos(
@@ -215,6 +228,21 @@ class _Krylov:
     phase: Literal["search", "verify"] = "search"
     phase_matvecs: int = 0  # products since the phase began
     verified_values: np.ndarray | None = None  # the wanted values a verify phase must confirm
+    low: float = math.inf  # the smallest and largest Ritz values seen: bounds on the spectrum's
+    high: float = -math.inf  # ends from inside
+
+
+@dataclass(frozen=True)
+class _Certificate:
+    """A Chebyshev filter of ``degree`` on ``[center - half, center + half]`` which, if a fresh
+    vector's norm does not grow through it, shows that no eigenvalue of the deflated operator
+    lies beyond its ``claims`` (one per wanted end), except with probability
+    ``_CERTIFICATE_RISK``."""
+
+    degree: int
+    center: float
+    half: float
+    claims: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -264,6 +292,13 @@ def _run(
                 norm_estimate=state.norm,
             ),
         )
+        claims: tuple[float, ...] = ()
+        if action == "certify" and not stop:
+            plan = _certificate_plan(state, status, settings)
+            assert plan is not None
+            passed, filtered = _filter(op, state, plan, rng)
+            if passed:
+                action, claims = "done", plan.claims
         if action == "done" or stop or cycle == settings.maxiter:
             return _finish(
                 op,
@@ -274,8 +309,14 @@ def _run(
                 cycles=cycle,
                 verified=action == "done" and settings.verify,
                 stopped=stop,
+                claims=claims,
             )
-        first = _restart(op, state, status, settings, rows=rows, rng=rng, fresh=action == "verify")
+        if action == "certify":
+            first = _restart_from(op, state, filtered)
+        else:
+            first = _restart(
+                op, state, status, settings, rows=rows, rng=rng, fresh=action == "verify"
+            )
 
 
 def _initial_state(op: LinearOperator, start: Array, *, ncv: int) -> _Krylov:
@@ -351,6 +392,8 @@ def _assess(state: _Krylov, rows: int, settings: _Settings) -> _Status:
     values = np.concatenate([state.locked_values, ritz.values])
     residuals = np.concatenate([state.locked_residuals, ritz.residuals])
     state.norm = max(state.norm, float(np.max(np.abs(values))))
+    state.low = min(state.low, float(np.min(values)))
+    state.high = max(state.high, float(np.max(values)))
     bounds = error_bounds(values, residuals)
     limit = thresholds(values, tol=settings.tol, norm=state.norm, eps=state.eps)
     wanted = select_wanted(values, settings.which, settings.k)
@@ -416,6 +459,9 @@ def _decide(state: _Krylov, status: _Status, settings: _Settings, *, full: bool)
     - ``"verify"``: the wanted pairs have converged and their vectors too (residuals within the
       threshold, so they can be locked): lock them and look for missing copies from a fresh
       vector;
+    - ``"certify"``: a verify phase's basis is full, its wanted values unchanged, and a Chebyshev
+      certificate (:func:`_certificate_plan`) costs no more products than the phase has spent:
+      run it, and restart the phase from the filtered vector if it fails;
     - ``"restart"``: the basis is full;
     - ``"expand"``: keep going.
 
@@ -433,6 +479,8 @@ def _decide(state: _Krylov, status: _Status, settings: _Settings, *, full: bool)
     )
     if not settings.verify or (unchanged and _confirmed(state, status, settings.which)):
         return "done"
+    if unchanged and full and _certificate_plan(state, status, settings) is not None:
+        return "certify"
     if unchanged or not np.all(status.lockable[status.wanted]):
         return "restart" if full else "expand"
     return "verify"
@@ -476,6 +524,112 @@ def _end_confirmed(status: _Status, active: np.ndarray, wanted: np.ndarray, whic
     margin = float(np.min(score[wanted])) - float(score[best])
     settled = status.converged[best] or status.residuals[best] <= status.reachable
     return bool(settled and margin >= -status.bounds[best])
+
+
+def _certificate_plan(state: _Krylov, status: _Status, settings: _Settings) -> _Certificate | None:
+    """A Chebyshev certificate that the verify phase has missed no value, if one is affordable.
+
+    At each wanted end (the top for ``"LA"``, both for ``"LM"`` and ``"BE"``), with ``b`` the
+    fresh space's best value there (a bound from inside on the deflated operator's extreme) and
+    ``w`` the least wanted value (``-+min |wanted|`` for ``"LM"``), the filter's interval ends a
+    third of the gap beyond ``b`` and the claim two thirds; an end not wanted lies a tenth of the
+    spread beyond the farthest value seen. The filter is ``T_d`` on that interval, applied to a
+    fresh unit vector ``f`` uniform on the sphere orthogonal to the locked rows. Inside the
+    interval ``|T_d| <= 1``, so the norm grows only through components outside it. If an
+    eigenvalue ``lambda`` lies beyond a claim, ``||T_d f|| <= G`` (the growth allowed) forces
+    ``f_lambda^2 <= G^2 / T_d(x)^2``, ``x`` the claim's image, which for a uniform ``f`` in ``N``
+    dimensions has probability at most ``sqrt(2 (N - 1) / pi) G / T_d(x)`` (``f_lambda^2`` is
+    Beta(1/2, (N - 1)/2); Gautschi's inequality); ``d`` makes that ``_CERTIFICATE_RISK``. This
+    is the argument of Kuczynski & Wozniakowski, "Estimating the largest eigenvalue by the power
+    and Lanczos algorithms with a random start", SIAM J. Matrix Anal. Appl. 13 (1992), with an
+    interval taken from what the run has seen, which is safe: a value outside it that the run
+    had not seen makes the certificate fail, not err. It is affordable when ``d`` is at most the
+    products the phase has spent, so that it at most doubles a check that would have ended
+    anyway; it pays behind a dense bulk, where the check would resolve the bulk's edge to
+    ``tol``.
+    """
+    active = np.arange(state.n_locked, status.values.shape[0])
+    if active.shape[0] == 0:
+        return None
+    fresh, wanted = status.values[active], status.values[status.wanted]
+    if settings.which == "LM":
+        edge = float(np.min(np.abs(wanted)))
+        upper, lower = edge, -edge
+    elif settings.which == "BE":
+        middle = (state.high + state.low) / 2
+        upper = float(np.min(wanted[wanted >= middle], initial=math.inf))
+        lower = float(np.max(wanted[wanted < middle], initial=-math.inf))
+    else:
+        upper = float(np.min(wanted)) if settings.which == "LA" else math.inf
+        lower = float(np.max(wanted)) if settings.which == "SA" else -math.inf
+    top_gap, bottom_gap = upper - float(np.max(fresh)), float(np.min(fresh)) - lower
+    if not (top_gap > 0 and bottom_gap > 0):
+        return None
+    top, bottom = upper - 2 * top_gap / 3, lower + 2 * bottom_gap / 3
+    if math.isinf(upper):
+        top = state.high + _CERTIFICATE_REACH * (state.high - bottom)
+    if math.isinf(lower):
+        bottom = state.low - _CERTIFICATE_REACH * (top - state.low)
+    claims = tuple(c for c in (upper - top_gap / 3, lower + bottom_gap / 3) if math.isfinite(c))
+    half = (top - bottom) / 2
+    beyond = min(min(abs(c - top), abs(c - bottom)) for c in claims)
+    if not (half > 0 and beyond > 0):
+        return None
+    dimension = state.V.shape[1] - state.n_locked
+    amplification = math.sqrt(2 * max(dimension - 1, 1) / math.pi) * _CERTIFICATE_GROWTH
+    degree = math.ceil(
+        math.acosh(amplification / _CERTIFICATE_RISK) / math.acosh(1 + beyond / half)
+    )
+    if degree > state.phase_matvecs:
+        return None
+    return _Certificate(degree=degree, center=(top + bottom) / 2, half=half, claims=claims)
+
+
+def _filter(
+    op: LinearOperator, state: _Krylov, plan: _Certificate, rng: np.random.Generator
+) -> tuple[bool, Array]:
+    """Run ``plan``'s Chebyshev filter on the deflated operator from a fresh vector.
+
+    Three-term recurrence ``y_{j+1} = 2 B y_j - y_{j-1}``, ``B = (P A P - center) / half`` with
+    ``P`` the projector orthogonal to the locked rows. Stops as soon as the norm exceeds the
+    growth allowed (it cannot shrink back: outside the interval ``|T_j|`` grows with ``j``).
+    Returns whether it passed and the filtered vector, normalised (a start in which any value
+    beyond the interval is amplified, for the check to go on from when it fails).
+    """
+    xp = op.xp
+    locked = state.V[: state.n_locked, :]
+
+    def step(y: Array) -> Array:
+        w, _ = orthogonalize_against(xp, locked, op.matvec(y))
+        state.n_matvec += 1
+        state.phase_matvecs += 1
+        return (w - plan.center * y) / plan.half
+
+    previous = _fresh_vector(op, locked, rng)
+    current = step(previous)
+    for j in range(1, plan.degree + 1):
+        growth = float(
+            check_finite(
+                np.asarray([to_host(xp.linalg.vector_norm(current))]),
+                where=f"at step {j} of the completeness certificate",
+            )[0]
+        )
+        if growth > _CERTIFICATE_GROWTH or j == plan.degree:
+            return growth <= _CERTIFICATE_GROWTH, current / growth
+        previous, current = current, 2 * step(current) - previous
+    raise AssertionError("unreachable")
+
+
+def _restart_from(op: LinearOperator, state: _Krylov, start: Array) -> int:
+    """Continue a verify phase from ``start`` (a unit vector orthogonal to the locked rows),
+    discarding the active rows."""
+    p = state.n_locked
+    V = set_block(state.V, (slice(p + 1, None), slice(None)), op.xp.zeros_like(state.V[p + 1 :]))
+    state.V = set_block(V, (slice(p, p + 1), slice(None)), start[None, :])
+    G = np.zeros_like(state.G)
+    G[:p, :p] = state.G[:p, :p]
+    state.G = G
+    return p
 
 
 def _fresh_extremes(state: _Krylov, status: _Status) -> np.ndarray:
@@ -696,13 +850,16 @@ def _finish(
     cycles: int,
     verified: bool,
     stopped: bool,
+    claims: tuple[float, ...] = (),
 ) -> EigenResult:
     """Form the wanted Ritz vectors and report them through :func:`spectra.results.eigen_result`.
 
     The decomposition gives each residual and value up to rounding: a pair whose bound clears its
     threshold by :func:`_relation_margin` is reported from it; the others (a tight ``tol``,
     unconverged pairs; all of them after an invariant subspace, whose neglected ``beta`` the
-    decomposition leaves out) get their true residuals from one block product.
+    decomposition leaves out) get their true residuals from one block product. A check ended by
+    a certificate passes its ``claims``: the rest of the spectrum lies within them, which gives
+    the least wanted values their gap.
     """
     wanted = status.wanted
     coefficients = _pair_coefficients(state, status, wanted, rows=rows)
@@ -719,6 +876,9 @@ def _finish(
     if verified:  # the locked pairs, and of the fresh space only its extremes
         others = np.union1d(np.arange(state.n_locked), _fresh_extremes(state, status))
     others = np.setdiff1d(others, wanted)
+    other_values, other_residuals = status.values[others], status.residuals[others]
+    other_values = np.append(other_values, claims)
+    other_residuals = np.append(other_residuals, np.zeros(len(claims)))
     values, residuals = status.values[wanted], status.residuals[wanted]
     margin = _relation_margin(state, rows=rows, cycles=cycles)
     limit = thresholds(values, tol=settings.tol, norm=state.norm, eps=state.eps)
@@ -746,8 +906,8 @@ def _finish(
         values=values,
         vectors=Y,
         residuals=residuals,
-        others=status.values[others],
-        other_residuals=status.residuals[others],
+        others=other_values,
+        other_residuals=other_residuals,
         tol=settings.tol,
         norm=norm,
         n_matvec=n_matvec,
