@@ -577,12 +577,12 @@ def _certificate_plan(state: _Krylov, status: _Status, settings: _Settings) -> _
         return None
     dimension = state.V.shape[1] - state.n_locked
     amplification = math.sqrt(2 * max(dimension - 1, 1) / math.pi) * _CERTIFICATE_GROWTH
-    degree = math.ceil(
-        math.acosh(amplification / _CERTIFICATE_RISK) / math.acosh(1 + beyond / half)
-    )
-    if degree > state.phase_matvecs:
+    x = beyond / half  # acosh(1 + x), accurate for small x
+    degree = math.acosh(amplification / _CERTIFICATE_RISK) / math.log1p(x + math.sqrt(x * (x + 2)))
+    if not degree <= state.phase_matvecs:
         return None
-    return _Certificate(degree=degree, center=(top + bottom) / 2, half=half, claims=claims)
+    center = (top + bottom) / 2
+    return _Certificate(degree=math.ceil(degree), center=center, half=half, claims=claims)
 
 
 def _filter(
@@ -590,8 +590,10 @@ def _filter(
 ) -> tuple[bool, Array]:
     """Run ``plan``'s Chebyshev filter on the deflated operator from a fresh vector.
 
-    Three-term recurrence ``y_{j+1} = 2 B y_j - y_{j-1}``, ``B = (P A P - center) / half`` with
-    ``P`` the projector orthogonal to the locked rows. Stops as soon as the norm exceeds the
+    Three-term recurrence ``y_{j+1} = P (2 B y_j - y_{j-1})``, ``B = (A - center) / half`` and
+    ``P`` the projector orthogonal to the locked rows, so that it runs on the deflated operator
+    (projecting only the products would leave the locked directions an eigenvalue 0, outside the
+    interval, along which rounding would grow). Stops as soon as the norm exceeds the
     growth allowed (it cannot shrink back: outside the interval ``|T_j|`` grows with ``j``).
     Returns whether it passed and the filtered vector, normalised (a start in which any value
     beyond the interval is amplified, for the check to go on from when it fails).
@@ -599,14 +601,16 @@ def _filter(
     xp = op.xp
     locked = state.V[: state.n_locked, :]
 
-    def step(y: Array) -> Array:
-        w, _ = orthogonalize_against(xp, locked, op.matvec(y))
+    def step(y: Array, before: Array | None) -> Array:
+        y_next = (op.matvec(y) - plan.center * y) / plan.half
         state.n_matvec += 1
         state.phase_matvecs += 1
-        return (w - plan.center * y) / plan.half
+        if before is not None:
+            y_next = 2 * y_next - before
+        return orthogonalize_against(xp, locked, y_next)[0]
 
     previous = _fresh_vector(op, locked, rng)
-    current = step(previous)
+    current = step(previous, None)
     for j in range(1, plan.degree + 1):
         growth = float(
             check_finite(
@@ -616,7 +620,7 @@ def _filter(
         )
         if growth > _CERTIFICATE_GROWTH or j == plan.degree:
             return growth <= _CERTIFICATE_GROWTH, current / growth
-        previous, current = current, 2 * step(current) - previous
+        previous, current = current, step(current, previous)
     raise AssertionError("unreachable")
 
 

@@ -398,3 +398,40 @@ def test_the_certificate_covers_both_ends(which: str) -> None:
     assert np.all(np.abs(values - truth) <= to_host(result.error_bounds) * (1 + 1e-12) + 1e-15)
     assert np.all(np.abs(values - truth) <= 1e-8 * np.abs(truth))
     assert result.n_matvec <= 600
+
+
+def test_the_certificate_filters_the_deflated_operator() -> None:
+    """Projecting out the locked rows gives the deflated operator an eigenvalue 0 along them;
+    with 0 outside the filter's interval, rounding along them must not grow. The filter used to
+    project only its products: a locked component grew to dominate, the certificate failed, and
+    the check restarted from a vector inside the locked space (found by the held-out sweep as
+    "A is not symmetric")."""
+    lanczos_module = __import__("spectra.lanczos", fromlist=["_filter"])
+    n = 2000
+    eigenvalues = np.concatenate([[-3.0, -2.0, -1.0], np.linspace(0.1, 1.0, n - 3)])
+    A, Q = random_symmetric(eigenvalues, seed=7)  # a dense eigenbasis: rounding along every row
+    op = spectra.aslinearoperator(A)
+    claim = 1.02  # 0.02 beyond the interval [0.1, 1]: a long filter
+    amplification = np.sqrt(2 * (n - 4) / np.pi) * lanczos_module._CERTIFICATE_GROWTH
+    rate = np.arccosh(1 + (claim - 1.0) / 0.45)
+    degree = int(np.ceil(np.arccosh(amplification / lanczos_module._CERTIFICATE_RISK) / rate))
+    plan = lanczos_module._Certificate(degree=degree, center=0.55, half=0.45, claims=(claim,))
+    for seed in range(5):
+        state = lanczos_module._initial_state(op, np.ones(n), ncv=8)
+        locked = Q[:, np.argsort(eigenvalues)[:3]].T
+        state.V[:3] = locked
+        state.n_locked = 3
+        passed, filtered = lanczos_module._filter(op, state, plan, np.random.default_rng(seed))
+        assert passed and state.n_matvec == degree
+        assert np.max(np.abs(locked @ filtered)) < 1e-10
+
+
+def test_a_certificate_too_long_to_count_is_not_planned() -> None:
+    """Ring Laplacian (doubles down to the eigenvalue 0), SA, k=6: the check's best fresh value
+    came within rounding of the boundary, and the filter's degree divided by ``acosh(1 + x)``
+    with ``1 + x == 1`` (found by benchmarks/lanczos_vs_arpack.py as a ZeroDivisionError)."""
+    A = ring_laplacian(400)
+    eigenvalues = scipy.linalg.eigvalsh(A.toarray())
+    v0 = np.random.default_rng(2).standard_normal(400)
+    result = spectra.lanczos(A, k=6, which="SA", tol=1e-8, v0=v0, seed=2)
+    assert_right(result, eigenvalues, "SA", 6, complete=True)
