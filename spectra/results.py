@@ -34,7 +34,9 @@ class EigenResult:
     rule of :mod:`spectra._convergence`: ``error_bound <= max(tol * |lambda|, 100 eps ||A||)``,
     with ``norm_estimate`` a lower bound on ``||A||_2`` gathered during the run. ``verified`` is
     False when a copy of a repeated eigenvalue could still be missing from the result (the
-    solver says so with a :class:`ConvergenceWarning`). ``n_iter`` counts what ``maxiter``
+    solver says so with a :class:`ConvergenceWarning`). For Lanczos, True means its check from
+    a fresh random vector ended; where a Chebyshev certificate ended it, the chance that a copy
+    was missed is at most 1e-6. ``n_iter`` counts what ``maxiter``
     limits: restart cycles (Lanczos) or iterations (LOBPCG).
     """
 
