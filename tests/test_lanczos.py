@@ -418,3 +418,31 @@ def test_float32_pairs_at_the_rounding_floor_are_reported_from_the_decomposition
     Y = Y / np.linalg.norm(Y, axis=0)
     true = np.linalg.norm(A32.astype(np.float64) @ Y - Y * values, axis=0)
     assert np.all(np.abs(np.asarray(result.residual_norms) - true) <= 0.1 * limit)
+
+
+@pytest.mark.parametrize("n", [1000, 2500])
+@pytest.mark.parametrize("seed", range(3))
+def test_restarts_at_a_dense_bulk_cost_no_more_than_arpacks(n: int, seed: int) -> None:
+    """The top 6 of a bulk uniform on [0, 1] (a diagonal of random values), ``tol=1e-8``, from
+    the same start vector as ARPACK: with ``verify=False`` (ARPACK checks nothing either) the
+    products are within issue 9's worst-case target, 1.1x ARPACK's. TRLan's restart rule alone
+    kept up to half the free rows of inaccurate interior Ritz vectors, whose short cycles took
+    up to 1.29x here (and 1.6-2.3x on the held-out sweep); ARPACK's bound on the extra vectors
+    (no more than the wanted pairs converged) keeps the cycles long until values converge."""
+    A = scipy.sparse.diags(np.random.default_rng(100 + seed).uniform(0.0, 1.0, n))
+    v0 = np.random.default_rng(seed).standard_normal(n)
+    products = [0]
+
+    def matvec(x: np.ndarray) -> np.ndarray:
+        products[0] += 1
+        return A @ x
+
+    operator = scipy.sparse.linalg.LinearOperator(A.shape, matvec=matvec, dtype=float)
+    scipy.sparse.linalg.eigsh(operator, k=6, which="LA", tol=1e-8, v0=v0)
+    with pytest.warns(spectra.ConvergenceWarning, match="verify=False"):
+        result = spectra.lanczos(A, k=6, which="LA", tol=1e-8, v0=v0, seed=seed, verify=False)
+    assert result.all_converged
+    np.testing.assert_allclose(
+        np.asarray(result.eigenvalues), np.sort(A.diagonal())[-6:], rtol=2e-8, atol=0
+    )
+    assert result.n_matvec <= 1.1 * products[0]
