@@ -295,6 +295,14 @@ def problems(quick: bool) -> Iterator[Problem]:
         yield diagonal_plus_low_rank(n, rank, seed)
     yield from clustered_spectra(seed=11)
     yield from digits_hessians(samples=256)
+    # Added at commit 783c0aa, after the restart rule was last changed (held out from it):
+    for sides in ((250,), (20, 45), (8, 9, 11)):
+        yield grid_laplacian(sides)
+    yield grid_laplacian((24, 36), periodic=True)
+    yield erdos_renyi(1500, 8.0, seed=12)
+    yield knn_graph(1200, 6, seed=15)
+    yield random_sparse(2500, 6, 13)
+    yield diagonal_plus_low_rank(1500, 12, seed=14)
 
 
 # -- runs --------------------------------------------------------------------------------------
