@@ -593,8 +593,9 @@ def _filter(
     Three-term recurrence ``y_{j+1} = P (2 B y_j - y_{j-1})``, ``B = (A - center) / half`` and
     ``P`` the projector orthogonal to the locked rows, so that it runs on the deflated operator
     (projecting only the products would leave the locked directions an eigenvalue 0, outside the
-    interval, along which rounding would grow). Stops as soon as the norm exceeds the
-    growth allowed (it cannot shrink back: outside the interval ``|T_j|`` grows with ``j``).
+    interval, along which rounding would grow). Stops, failed, as soon as the norm exceeds the
+    growth allowed (a component outside the interval has then passed norm 1, and ``|T_j|``
+    grows with ``j`` there: stopping early never turns a pass into a failure that matters).
     Returns whether it passed and the filtered vector, normalised (a start in which any value
     beyond the interval is amplified, for the check to go on from when it fails).
     """
