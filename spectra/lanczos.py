@@ -594,8 +594,8 @@ def _filter(
     ``P`` the projector orthogonal to the locked rows, so that it runs on the deflated operator
     (projecting only the products would leave the locked directions an eigenvalue 0, outside the
     interval, along which rounding would grow). Stops, failed, as soon as the norm exceeds the
-    growth allowed (a component outside the interval has then passed norm 1, and ``|T_j|``
-    grows with ``j`` there: stopping early never turns a pass into a failure that matters).
+    growth allowed (a component outside the interval has then passed norm 1 and keeps growing;
+    stopping early can fail a run that might have passed, never pass one).
     Returns whether it passed and the filtered vector, normalised (a start in which any value
     beyond the interval is amplified, for the check to go on from when it fails).
     """
