@@ -99,8 +99,8 @@ _LOCK_MARGIN = 10.0
 # (inside the filter's interval it cannot grow; the slack covers rounding).
 _CERTIFICATE_RISK = 1e-6
 _CERTIFICATE_GROWTH = 2.0
-# The certificate's interval reaches this fraction of the spread below the lowest value seen,
-# in case the spectrum's far end was not yet found (which would make it fail, not err).
+# At an end not wanted, the certificate's interval reaches this fraction of the spread beyond
+# the farthest value seen, in case that end was not yet found (which would make it fail, not err).
 _CERTIFICATE_REACH = 0.1
 
 Action = Literal["expand", "restart", "verify", "certify", "done"]
@@ -571,6 +571,9 @@ def _certificate_plan(state: _Krylov, status: _Status, settings: _Settings) -> _
     if math.isinf(lower):
         bottom = state.low - _CERTIFICATE_REACH * (top - state.low)
     claims = tuple(c for c in (upper - top_gap / 3, lower + bottom_gap / 3) if math.isfinite(c))
+    wanted_residuals = status.residuals[status.wanted]
+    if any(np.any(np.abs(wanted - c) <= wanted_residuals) for c in claims):
+        return None  # a claim inside a wanted value's residual interval gives it no gap
     half = (top - bottom) / 2
     beyond = min(min(abs(c - top), abs(c - bottom)) for c in claims)
     if not (half > 0 and beyond > 0):

@@ -435,3 +435,36 @@ def test_a_certificate_too_long_to_count_is_not_planned() -> None:
     v0 = np.random.default_rng(2).standard_normal(400)
     result = spectra.lanczos(A, k=6, which="SA", tol=1e-8, v0=v0, seed=2)
     assert_right(result, eigenvalues, "SA", 6, complete=True)
+
+
+@pytest.mark.parametrize(("residual", "planned"), [(1e-2, False), (1e-6, True)])
+def test_a_certificate_is_not_planned_inside_a_wanted_residual_interval(
+    residual: float, planned: bool
+) -> None:
+    """A claim inside the least wanted value's residual interval would join that value's cluster
+    in the error bound and lend it the fresh space's gap, which nothing vouches for: no plan.
+    Here the least wanted value is 1 and the check's best value 0.999, so the claim lies at
+    0.99967, inside a residual of 1e-2 and outside one of 1e-6."""
+    lanczos_module = __import__("spectra.lanczos", fromlist=["_certificate_plan"])
+    n = 1000
+    op = spectra.aslinearoperator(sp.diags(np.linspace(0.0, 1.0, n)))
+    state = lanczos_module._initial_state(op, np.ones(n), ncv=20)
+    state.n_locked, state.phase, state.phase_matvecs = 1, "verify", 10**6
+    state.low, state.high = 0.0, 1.0
+    values, residuals = np.array([1.0, 0.999, 0.2]), np.array([residual, 1e-3, 1e-1])
+    ritz = lanczos_module._Ritz(values=values[1:], vectors=np.eye(2), residuals=residuals[1:])
+    status = lanczos_module._Status(
+        ritz=ritz,
+        values=values,
+        residuals=residuals,
+        bounds=residuals,
+        converged=np.array([True, False, False]),
+        lockable=np.array([True, False, False]),
+        reachable=0.0,
+        wanted=np.array([0]),
+    )
+    settings = lanczos_module._Settings(k=1, which="LA", tol=1e-8, ncv=20, maxiter=10, verify=True)
+    plan = lanczos_module._certificate_plan(state, status, settings)
+    assert (plan is not None) == planned
+    if plan is not None:
+        assert plan.claims == pytest.approx((0.999 + 2 * 0.001 / 3,))
