@@ -562,6 +562,7 @@ def _certificate_plan(state: _Krylov, status: _Status, settings: _Settings) -> _
     else:
         upper = float(np.min(wanted)) if settings.which == "LA" else math.inf
         lower = float(np.max(wanted)) if settings.which == "SA" else -math.inf
+    # An end not wanted has an infinite bound, gap and claim: its edge is set apart below.
     top_gap, bottom_gap = upper - float(np.max(fresh)), float(np.min(fresh)) - lower
     if not (top_gap > 0 and bottom_gap > 0):
         return None
@@ -575,12 +576,12 @@ def _certificate_plan(state: _Krylov, status: _Status, settings: _Settings) -> _
     if any(np.any(np.abs(wanted - c) <= wanted_residuals) for c in claims):
         return None  # a claim inside a wanted value's residual interval gives it no gap
     half = (top - bottom) / 2
-    beyond = min(min(abs(c - top), abs(c - bottom)) for c in claims)
-    if not (half > 0 and beyond > 0):
+    x = min(top_gap, bottom_gap) / 3 / half  # each claim lies a third of its gap beyond the edge
+    if not (half > 0 and x > 0):
         return None
     dimension = state.V.shape[1] - state.n_locked
     amplification = math.sqrt(2 * max(dimension - 1, 1) / math.pi) * _CERTIFICATE_GROWTH
-    x = beyond / half  # acosh(1 + x), accurate for small x
+    # acosh(1 + x), accurate for small x
     degree = math.acosh(amplification / _CERTIFICATE_RISK) / math.log1p(x + math.sqrt(x * (x + 2)))
     if not degree <= state.phase_matvecs:
         return None
