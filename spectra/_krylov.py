@@ -3,8 +3,10 @@
 Classical Gram-Schmidt run twice ("twice is enough": Giraud, Langou, Rozloznik, Van den Eshof,
 "Rounding error analysis of the classical Gram-Schmidt orthogonalization process", Numer. Math.
 101, 2005) as two pairs of block matrix products, so that a GPU sees a few large products instead
-of a Python loop over vectors. Inner products conjugate the basis, so complex Hermitian
-operators are handled by the same code.
+of a Python loop over vectors; a Lanczos step removes its recurrence's two components first and
+then needs the second pass only when the first cancels most of the rest
+(:func:`orthogonalize_step`). Inner products conjugate the basis, so complex Hermitian operators
+are handled by the same code.
 """
 
 from __future__ import annotations
@@ -80,31 +82,37 @@ def rayleigh_residuals(op: LinearOperator, Y: Array) -> tuple[np.ndarray, np.nda
 
 
 def orthogonalize_step(
-    xp: Any, rows: Array, W: Array, *, where: str
+    xp: Any, rows: Array, W: Array, *, latest: int, where: str
 ) -> tuple[Array, np.ndarray, np.ndarray, np.ndarray]:
     """The Gram-Schmidt of one Lanczos step, for ``b`` independent processes at once.
 
     ``rows`` (b, m, n) holds each process's orthonormal basis as rows (zero rows are allowed, so
-    a preallocated basis keeps fixed shapes); ``W`` (b, n, 1) their new products. Two passes, and
-    more while a pass still cancels most of the vector (Daniel, Gragg, Kaufman & Stewart 1976).
-    Returns the orthogonalised ``W`` and, on the host after one transfer, the coefficients
-    (b, m), the remaining norms ``beta`` (b,) and the norms of the products (b,).
+    a preallocated basis keeps fixed shapes); ``W`` (b, n, 1) their new products of row
+    ``latest``. The three-term recurrence's components (rows ``latest - 1`` and ``latest``) go
+    first; what is left has rounding-sized components along the other rows, so one pass over all
+    rows keeps most of it, and further passes run only while a pass cancels more than half of
+    what it is given (Daniel, Gragg, Kaufman & Stewart 1976; a thick restart's first product,
+    coupled to every kept row, takes two). Returns the orthogonalised ``W`` and, on the host
+    after one transfer, the coefficients (b, m), the remaining norms ``beta`` (b,) and the norms
+    of the products (b,).
     """
     Q = xp.matrix_transpose(rows)
     b, m = rows.shape[0], rows.shape[1]
+    recent = slice(max(latest - 1, 0), latest + 1)
     norm_in = xp.linalg.vector_norm(W[:, :, 0], axis=-1)
     peak = xp.max(xp.abs(W[:, :, 0]), axis=-1)
-    W, first = project_out(xp, Q, W, passes=1)
-    norm_first = xp.linalg.vector_norm(W[:, :, 0], axis=-1)
-    W, second = project_out(xp, Q, W, passes=1)
+    W, local = project_out(xp, Q[:, :, recent], W, passes=1)
+    norm_local = xp.linalg.vector_norm(W[:, :, 0], axis=-1)
+    W, full = project_out(xp, Q, W, passes=1)
     norm_out = xp.linalg.vector_norm(W[:, :, 0], axis=-1)
-    coefficients = xp.reshape(first + second, (b * m,))
-    norms = xp.astype(xp.concat([norm_out, norm_first, norm_in, peak]), coefficients.dtype)
+    coefficients = xp.concat([xp.reshape(full, (b * m,)), xp.reshape(local, (-1,))])
+    norms = xp.astype(xp.concat([norm_out, norm_local, norm_in, peak]), coefficients.dtype)
     host = to_host(xp.concat([coefficients, norms]))
     check_norms(host[-2 * b : -b].real, peak=host[-b:].real, where=where)
     host = check_finite(host, where=where)
-    h = host[: b * m].reshape(b, m)
-    beta, previous, norm_Aw = (host[b * m + i * b : b * m + (i + 1) * b].real for i in range(3))
+    h = host[: b * m].reshape(b, m).copy()
+    h[:, recent] += host[b * m : -4 * b].reshape(b, -1)
+    beta, previous, norm_Aw = (host[-4 * b + i * b : -4 * b + (i + 1) * b].real for i in range(3))
     beta, previous = beta.astype(np.float64), previous.astype(np.float64)
     while np.any((beta < 0.5 * previous) & (beta > 0.0)):
         W, more = project_out(xp, Q, W, passes=1)

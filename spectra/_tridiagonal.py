@@ -2,11 +2,11 @@
 
 Each column of the start block runs its own Lanczos process; all of them share one ``matmat``
 per step. With ``reorthogonalize`` every new vector is orthogonalised against its own whole
-basis twice (block classical Gram-Schmidt as batched matrix products, "twice is enough"), so
-the tridiagonal matrices carry no ghost eigenvalues. A process whose ``beta`` vanishes has found
-an invariant subspace: its tridiagonal matrix stops there (the quadrature is then exact) and its
-column is zeroed for the remaining steps. The coefficients of every step come to the host in
-one transfer.
+basis (:func:`spectra._krylov.orthogonalize_step`: block classical Gram-Schmidt as batched
+matrix products, repeated while a pass cancels most of the vector), so the tridiagonal matrices
+carry no ghost eigenvalues. A process whose ``beta`` vanishes has found an invariant subspace:
+its tridiagonal matrix stops there (the quadrature is then exact) and its column is zeroed for
+the remaining steps. The coefficients of every step come to the host in one transfer.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def lanczos_tridiagonal(
         if basis is not None:
             basis = set_block(basis, (slice(None), slice(j, j + 1), slice(None)), v.T[:, None, :])
             W, h, beta_host, norm_Av = orthogonalize_step(
-                xp, basis, xp.matrix_transpose(w)[:, :, None], where=where
+                xp, basis, xp.matrix_transpose(w)[:, :, None], latest=j, where=where
             )
             w = xp.matrix_transpose(W[:, :, 0])
             alpha_host = h[:, j].real

@@ -332,7 +332,8 @@ def slq(
     seed : the source of the probes: an integer seed, a numpy Generator (used as is, so it
         advances) or ``None`` (fresh entropy); the same seed gives the same probes on every
         backend.
-    reorthogonalize : full reorthogonalisation (two block Gram-Schmidt passes per step); without
+    reorthogonalize : full reorthogonalisation (block Gram-Schmidt against the whole basis at
+        every step, repeated while a pass cancels most of the vector); without
         it the three-term recurrence alone is used, which is cheaper but lets ghost nodes appear.
     block_size : columns per ``matmat`` call (probes run together, one product per Lanczos step
         for all of them): bounds the memory and does not change the result.

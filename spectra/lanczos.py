@@ -8,8 +8,9 @@ method", ACM TOMS 37 (2010) (TRLan).
 
 The basis ``V`` (rows, orthonormal) and the host matrix ``G`` with ``G[i, j] = v_i^H A v_j`` as
 computed when row ``j`` was expanded form a Krylov decomposition ``A V_m^T = V_{m+1}^T G``. Each
-product is orthogonalised against the whole basis twice (block classical Gram-Schmidt, more
-passes when the second still cancels most of it), so no ghost copies appear. Everything the run
+product is orthogonalised against the whole basis (block classical Gram-Schmidt after the
+three-term recurrence's two components, more passes while one cancels most of what it is given),
+so no ghost copies appear. Everything the run
 decides is read from ``G`` on the host, without further products:
 
 - the Ritz pairs of the active rows and their exact residual norms (the rows of ``G`` outside the
@@ -348,7 +349,8 @@ def _expand(
 
     A check solves the projected problem on the host (about ``ncv ** 3`` flops, against
     ``ncv * n`` for a step's Gram-Schmidt), so it runs every ``ncv // 32`` steps (at most 3% more
-    products than needed) and no more often than keeps it within a tenth of the steps' own work.
+    products than needed) and no more often than keeps it within a tenth of the steps' own work,
+    and not before the phase may trust convergence (:func:`_trusted`; it could only say expand).
     Returns the rows expanded, their status and the decision.
     """
     ncv = settings.ncv
@@ -356,7 +358,7 @@ def _expand(
     for j in range(first, ncv):
         _step(op, state, j, rng)
         rows = j + 1
-        if rows < ncv and (rows - first) % interval == 0:
+        if rows < ncv and (rows - first) % interval == 0 and _trusted(state, settings):
             status = _assess(state, rows, settings)
             action = _decide(state, status, settings, full=False)
             if action != "expand":
@@ -372,7 +374,11 @@ def _step(op: LinearOperator, state: _Krylov, j: int, rng: np.random.Generator) 
     state.phase_matvecs += 1
     m = min(state.V.shape[0], state.row_step * math.ceil((j + 1) / state.row_step))
     w, h, beta, norm_Aw = orthogonalize_step(
-        op.xp, state.V[None, :m, :], w[None, :, None], where=f"at Lanczos step {j + 1}"
+        op.xp,
+        state.V[None, :m, :],
+        w[None, :, None],
+        latest=j,
+        where=f"at Lanczos step {j + 1}",
     )
     state.norm = max(state.norm, float(norm_Aw[0]))
     state.G[: j + 1, j] = h[0, : j + 1]
@@ -465,12 +471,9 @@ def _decide(state: _Krylov, status: _Status, settings: _Settings, *, full: bool)
     - ``"restart"``: the basis is full;
     - ``"expand"``: keep going.
 
-    Convergence is not trusted before a phase has spent, in products, ARPACK's default basis size
-    for the values it seeks (the ``k`` wanted in the search, the best one per end in a verify
-    phase): a smaller space can hold converged pairs that are not yet the wanted ones.
+    Convergence is not trusted before :func:`_trusted` says so, or the basis is full.
     """
-    sought = settings.k if state.phase == "search" else (2 if settings.which == "BE" else 1)
-    settled = full or state.phase_matvecs >= _default_ncv(sought, state.V.shape[1])
+    settled = full or _trusted(state, settings)
     wanted_converged = bool(np.all(status.converged[status.wanted]))
     if not (settled and wanted_converged):
         return "restart" if full else "expand"
@@ -484,6 +487,14 @@ def _decide(state: _Krylov, status: _Status, settings: _Settings, *, full: bool)
     if unchanged or not np.all(status.lockable[status.wanted]):
         return "restart" if full else "expand"
     return "verify"
+
+
+def _trusted(state: _Krylov, settings: _Settings) -> bool:
+    """Whether the phase has spent, in products, ARPACK's default basis size for the values it
+    seeks (the ``k`` wanted in the search, the best one per end in a verify phase): a smaller
+    space can hold converged pairs that are not yet the wanted ones."""
+    sought = settings.k if state.phase == "search" else (2 if settings.which == "BE" else 1)
+    return state.phase_matvecs >= _default_ncv(sought, state.V.shape[1])
 
 
 def _confirmed(state: _Krylov, status: _Status, which: str) -> bool:

@@ -446,3 +446,72 @@ def test_restarts_at_a_dense_bulk_cost_no_more_than_arpacks(n: int, seed: int) -
         np.asarray(result.eigenvalues), np.sort(A.diagonal())[-6:], rtol=2e-8, atol=0
     )
     assert result.n_matvec <= 1.1 * products[0]
+
+
+def _lanczos_rows(A: np.ndarray, steps: int, *, seed: int) -> tuple[np.ndarray, list[int]]:
+    """Basis rows of ``steps`` plain Lanczos steps through ``orthogonalize_step``, and the
+    number of passes over the whole basis each step took."""
+    from spectra import _krylov
+
+    xp = array_api_compat.array_namespace(A)
+    n = A.shape[0]
+    V = np.zeros((steps + 1, n))
+    start = np.random.default_rng(seed).standard_normal(n)
+    V[0] = start / np.linalg.norm(start)
+    passes = []
+    calls = {"full": 0}
+    original = _krylov.project_out
+
+    def counting(xp_: object, Q: np.ndarray, W: np.ndarray, **options: int) -> object:
+        calls["full"] += Q.shape[-1] == steps + 1
+        return original(xp_, Q, W, **options)
+
+    _krylov.project_out = counting  # type: ignore[assignment]
+    try:
+        for j in range(steps):
+            before = calls["full"]
+            W, _, beta, _ = _krylov.orthogonalize_step(
+                xp, V[None], (A @ V[j])[None, :, None], latest=j, where="here"
+            )
+            passes.append(calls["full"] - before)
+            V[j + 1] = W[0, :, 0] / beta[0]
+    finally:
+        _krylov.project_out = original  # type: ignore[assignment]
+    return V, passes
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_one_pass_after_the_recurrence_keeps_a_lanczos_basis_orthonormal(seed: int) -> None:
+    """The recurrence's two components go first; one pass over the whole basis must then leave
+    the basis orthonormal to rounding, while Ritz values converge (where plain Lanczos loses
+    orthogonality), and a second pass is the exception."""
+    rng = np.random.default_rng(seed)
+    n = 600
+    eigenvalues = np.concatenate([1 + rng.random(10), rng.random(n - 10)])
+    Q = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    A = (Q * eigenvalues) @ Q.T
+    V, passes = _lanczos_rows(A, 80, seed=seed)
+    eps = np.finfo(float).eps
+    assert np.max(np.abs(V @ V.T - np.eye(81))) <= 10 * np.sqrt(81) * eps
+    assert sum(p > 1 for p in passes) <= 8
+
+
+def test_a_product_coupled_to_every_row_gets_the_further_pass() -> None:
+    """A thick restart's first product has large components along every kept row: one pass
+    leaves ~eps times those, relative to a tiny remainder, so the loop must pass again."""
+    from spectra import _krylov
+
+    xp = array_api_compat.array_namespace(np.zeros(1))
+    rng = np.random.default_rng(0)
+    n, m = 400, 30
+    rows = np.linalg.qr(rng.standard_normal((n, m)))[0].T
+    remainder = 1e-9 * rng.standard_normal(n)
+    product = rows.T @ rng.standard_normal(m) + remainder
+    W, h, beta, norm_in = _krylov.orthogonalize_step(
+        xp, rows[None], product[None, :, None], latest=m - 1, where="here"
+    )
+    out = W[0, :, 0]
+    eps = np.finfo(float).eps
+    assert np.max(np.abs(rows @ out)) <= 10 * np.sqrt(m) * eps * np.linalg.norm(out)
+    np.testing.assert_allclose(rows.T @ h[0] + out, product, atol=10 * eps * norm_in[0])
+    assert beta[0] == pytest.approx(np.linalg.norm(out))
