@@ -23,10 +23,11 @@ OpenBLAS, MKL: environment variables set before numpy is imported, then threadpo
   reorthogonalisation), scipy ``eigsh`` (``tol``) on the same kept-graph HVP as the reference
   (float32); with ``--pyhessian`` also PyHessian's power iteration (``tol``; MLP only: thousands
   of HVPs a run).
-* 5 seeds, median and worst; every time is the median of 3 runs (the counted run among them);
-  HVP counts are per run. Peak memory: growth of the resident set during the first run (sampled
-  every ms). Times are only as quiet as the machine: on a shared CPU they move by tens of
-  percent from run to run, HVP counts do not move at all.
+* 5 seeds, median and worst; every time is the median of 3 runs after a first, untimed run
+  that gives the HVP count, the error and the peak memory (growth of the resident set, sampled
+  every ms by a thread, which would slow the timed runs by their Python work). Times are only
+  as quiet as the machine: on a shared CPU they move by tens of percent from run to run, HVP
+  counts do not move at all.
 
 Run (MLP about 5 minutes, CNN about 20 on a busy 2-core machine; ``--quick``: under 1)::
 
@@ -345,20 +346,22 @@ class Row:
 def measure(
     name: str, run: Run, setting: Any, seeds: list[int], reference: np.ndarray, repeats: int
 ) -> Row:
-    """One row: per seed, the counts and error of the first run, and with ``repeats`` the
-    median seconds of that many runs (the first included) and the peak memory of the first."""
+    """One row: per seed, the counts, error and peak memory of a first run, and with
+    ``repeats`` the median seconds of that many further runs. The timed runs go without the
+    memory sampler: its thread takes the interpreter lock every millisecond, which slows a
+    solver by how much Python it runs between products, not by its products."""
     row = Row(name, f"{setting:g}" if isinstance(setting, float) else str(setting), [], [])
     for seed in seeds:
+        with PeakMemory() as peak:
+            values, hvps = run(setting, seed)
+        row.hvps.append(hvps)
+        row.errors.append(relative_error(values, reference))
+        row.memory = max(row.memory, peak.peak)
         seconds = []
-        for i in range(max(repeats, 1)):
-            with PeakMemory() as peak:
-                start = time.perf_counter()
-                values, hvps = run(setting, seed)
-                seconds.append(time.perf_counter() - start)
-            if i == 0:
-                row.hvps.append(hvps)
-                row.errors.append(relative_error(values, reference))
-                row.memory = max(row.memory, peak.peak)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run(setting, seed)
+            seconds.append(time.perf_counter() - start)
         if repeats:
             row.seconds.append(float(np.median(seconds)))
     return row
