@@ -10,8 +10,8 @@ The basis ``V`` (rows, orthonormal) and the host matrix ``G`` with ``G[i, j] = v
 computed when row ``j`` was expanded form a Krylov decomposition ``A V_m^T = V_{m+1}^T G``. Each
 product is orthogonalised against the whole basis (block classical Gram-Schmidt after the
 three-term recurrence's two components, more passes while one cancels most of what it is given),
-so no ghost copies appear. Everything the run
-decides is read from ``G`` on the host, without further products:
+so no ghost copies appear. Everything the run decides is read from ``G`` on the host, without
+further products:
 
 - the Ritz pairs of the active rows and their exact residual norms (the rows of ``G`` outside the
   active block times the Ritz coefficients);
