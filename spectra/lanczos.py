@@ -78,7 +78,7 @@ _SHAPE_STEP = 16
 # projected eigenproblems, the restarts' transforms of G) and the device's in the operator's dtype
 # (Gram-Schmidt, the restarts' new basis rows). Measured against extended-precision residuals and
 # Rayleigh quotients (benchmarks/relation_accuracy.py: 300 study problems, 6 to 44 rows, 2 to
-# 300 cycles), the error is at most 7.9 sqrt(m c) eps ||A|| in float64 and complex128 runs,
+# 300 cycles), the error is at most 8.1 sqrt(m c) eps ||A|| in float64 and complex128 runs,
 # where both parts share one eps, and at most 0.20 sqrt(m c) eps ||A|| in float32 and complex64
 # ones, where the host's part vanishes. Values are reported from the decomposition when they
 # clear the threshold by ``_relation_margin``, and recomputed otherwise.
