@@ -350,7 +350,7 @@ def _expand(
     A check solves the projected problem on the host (about ``ncv ** 3`` flops, against
     ``ncv * n`` for a step's Gram-Schmidt), so it runs every ``ncv // 32`` steps (at most 3% more
     products than needed) and no more often than keeps it within a tenth of the steps' own work,
-    and not before the phase may trust convergence (:func:`_trusted`; it could only say expand).
+    and not before there are ``k`` Ritz values (it could only say expand).
     Returns the rows expanded, their status and the decision.
     """
     ncv = settings.ncv
@@ -358,7 +358,7 @@ def _expand(
     for j in range(first, ncv):
         _step(op, state, j, rng)
         rows = j + 1
-        if rows < ncv and (rows - first) % interval == 0 and _trusted(state, settings):
+        if rows < ncv and (rows - first) % interval == 0 and rows >= settings.k:
             status = _assess(state, rows, settings)
             action = _decide(state, status, settings, full=False)
             if action != "expand":
@@ -400,7 +400,9 @@ def _assess(state: _Krylov, rows: int, settings: _Settings) -> _Status:
     state.norm = max(state.norm, float(np.max(np.abs(values))))
     state.low = min(state.low, float(np.min(values)))
     state.high = max(state.high, float(np.max(values)))
-    bounds = error_bounds(values, residuals)
+    bounds = residuals
+    if _gaps_trusted(state, settings, rows=rows):
+        bounds = error_bounds(values, residuals)
     limit = thresholds(values, tol=settings.tol, norm=state.norm, eps=state.eps)
     wanted = select_wanted(values, settings.which, settings.k)
     return _Status(
@@ -471,11 +473,9 @@ def _decide(state: _Krylov, status: _Status, settings: _Settings, *, full: bool)
     - ``"restart"``: the basis is full;
     - ``"expand"``: keep going.
 
-    Convergence is not trusted before :func:`_trusted` says so, or the basis is full.
+    Before :func:`_gaps_trusted`, a pair converges by its residual alone (:func:`_assess`).
     """
-    settled = full or _trusted(state, settings)
-    wanted_converged = bool(np.all(status.converged[status.wanted]))
-    if not (settled and wanted_converged):
+    if not np.all(status.converged[status.wanted]):
         return "restart" if full else "expand"
     unchanged = _unchanged(
         state.verified_values, status, tol=settings.tol, norm=state.norm, eps=state.eps
@@ -489,12 +489,17 @@ def _decide(state: _Krylov, status: _Status, settings: _Settings, *, full: bool)
     return "verify"
 
 
-def _trusted(state: _Krylov, settings: _Settings) -> bool:
-    """Whether the phase has spent, in products, ARPACK's default basis size for the values it
-    seeks (the ``k`` wanted in the search, the best one per end in a verify phase): a smaller
-    space can hold converged pairs that are not yet the wanted ones."""
+def _gaps_trusted(state: _Krylov, settings: _Settings, *, rows: int) -> bool:
+    """Whether the gaps between Ritz values may bound errors (the quadratic bound ``r**2 / gap``).
+
+    Once the basis is full, or the phase has spent ARPACK's default basis size for the values it
+    seeks in products (the ``k`` wanted in the search, the best one per end in a verify phase).
+    In a smaller space an eigenvalue next to a Ritz value may not have a Ritz value of its own
+    yet, so a gap read from the others can be too wide and the quadratic bound too small; the
+    residual bound ``|theta - lambda| <= r`` needs no gap, and is the one used until then.
+    """
     sought = settings.k if state.phase == "search" else (2 if settings.which == "BE" else 1)
-    return state.phase_matvecs >= _default_ncv(sought, state.V.shape[1])
+    return rows == settings.ncv or state.phase_matvecs >= _default_ncv(sought, state.V.shape[1])
 
 
 def _confirmed(state: _Krylov, status: _Status, which: str) -> bool:
@@ -901,9 +906,11 @@ def _finish(
     unconverged pairs; all of them after an invariant subspace, whose neglected ``beta`` the
     decomposition leaves out) get their true residuals from one block product. A check ended by
     a certificate passes its ``claims``: the rest of the spectrum lies within them, which gives
-    the least wanted values their gap.
+    the least wanted values their gap. A run that stopped before :func:`_gaps_trusted` reports
+    the residual bounds it stopped on.
     """
     wanted = status.wanted
+    gaps = _gaps_trusted(state, settings, rows=rows)
     coefficients = _pair_coefficients(state, status, wanted, rows=rows)
     basis = state.V
     del state.V  # free the basis before the final block product
@@ -948,8 +955,8 @@ def _finish(
         values=values,
         vectors=Y,
         residuals=residuals,
-        others=other_values,
-        other_residuals=other_residuals,
+        others=other_values if gaps else None,
+        other_residuals=other_residuals if gaps else None,
         tol=settings.tol,
         norm=norm,
         n_matvec=n_matvec,

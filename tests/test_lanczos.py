@@ -192,6 +192,40 @@ def test_stops_as_soon_as_the_wanted_pairs_converge() -> None:
     assert np.all(true_residuals <= 1e-10 * 6.0)
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_before_arpacks_basis_size_a_pair_converges_by_its_residual_alone(seed: int) -> None:
+    """A top value twice the bulk's edge converges in fewer products than ARPACK's basis size
+    (20); until then no gap between Ritz values is read, so the run stops on the residual bound
+    and reports it: the true residual and the true error both lie within it."""
+    top = 10.0
+    diagonal = np.concatenate([np.linspace(0.0, 5.0, 1999), [top]])
+    counted = CountingOperator(diagonal)
+    with pytest.warns(spectra.ConvergenceWarning, match="verify=False"):
+        result = spectra.lanczos(counted, k=1, tol=1e-6, seed=seed, verify=False)
+    assert result.all_converged and result.n_matvec == counted.products < 20
+    np.testing.assert_array_equal(result.error_bounds, result.residual_norms)
+    value, bound = float(result.eigenvalues[0]), float(result.error_bounds[0])
+    vector = result.eigenvectors[:, 0]
+    true_residual = float(np.linalg.norm(diagonal * vector - value * vector))
+    assert abs(value - top) <= bound <= 1e-6 * top
+    assert true_residual <= bound + 1e-12 * top
+
+
+def test_a_verified_top_value_ahead_of_a_separated_second_stops_early() -> None:
+    """Both phases stop on residuals before ARPACK's basis size for their values: the search
+    on the top value, the check on the next one (8, also well apart from the bulk)."""
+    diagonal = np.concatenate([np.linspace(0.0, 4.0, 1998), [8.0, 16.0]])
+    counted = CountingOperator(diagonal)
+    ends: list[int] = []  # products at the end of each phase (one cycle each here)
+    result = spectra.lanczos(
+        counted, k=1, tol=1e-6, seed=0, callback=lambda info: ends.append(info.n_matvec)
+    )
+    assert result.verified and result.all_converged and result.n_matvec == counted.products
+    search, check = ends[0], ends[1] - ends[0]
+    assert len(ends) == 2 and search < 20 and check < 20
+    assert abs(float(result.eigenvalues[0]) - 16.0) <= float(result.error_bounds[0]) <= 1.6e-5
+
+
 def test_verification_finds_every_copy_of_a_triple_top_eigenvalue() -> None:
     """One start vector's Krylov space holds one copy of 5; the verify phases find the others
     and stop once the fresh space's best value (3, well separated) is resolved."""
