@@ -880,6 +880,21 @@ def _transform_basis(op: LinearOperator, state: _Krylov, transform: np.ndarray) 
     state.V = V
 
 
+def _gap_references(
+    state: _Krylov, status: _Status, *, verified: bool, claims: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The values (with their residuals) that give the reported pairs their gaps: every other
+    Ritz value, or after a completed check the locked pairs and the fresh space's extremes, and
+    a certificate's ``claims`` (exact)."""
+    others = np.arange(status.values.shape[0])
+    if verified:  # the locked pairs, and of the fresh space only its extremes
+        others = np.union1d(np.arange(state.n_locked), _fresh_extremes(state, status))
+    others = np.setdiff1d(others, status.wanted)
+    values = np.append(status.values[others], claims)
+    residuals = np.append(status.residuals[others], np.zeros(len(claims)))
+    return values, residuals
+
+
 def _relation_margin(state: _Krylov, *, rows: int, cycles: int) -> float:
     """How far the decomposition's residuals and values may be from the true ones (see
     :data:`_HOST_MARGIN`)."""
@@ -910,7 +925,9 @@ def _finish(
     the residual bounds it stopped on.
     """
     wanted = status.wanted
-    gaps = _gaps_trusted(state, settings, rows=rows)
+    others: tuple[np.ndarray, np.ndarray] | tuple[None, None] = (None, None)
+    if _gaps_trusted(state, settings, rows=rows):
+        others = _gap_references(state, status, verified=verified, claims=claims)
     coefficients = _pair_coefficients(state, status, wanted, rows=rows)
     basis = state.V
     del state.V  # free the basis before the final block product
@@ -921,13 +938,6 @@ def _finish(
     # Restarts rotate the basis in floating point: its rows drift from unit length by about
     # eps per cycle, which would scale Rayleigh quotients by as much.
     Y = Y / op.xp.linalg.vector_norm(Y, axis=0)[None, :]
-    others = np.arange(status.values.shape[0])
-    if verified:  # the locked pairs, and of the fresh space only its extremes
-        others = np.union1d(np.arange(state.n_locked), _fresh_extremes(state, status))
-    others = np.setdiff1d(others, wanted)
-    other_values, other_residuals = status.values[others], status.residuals[others]
-    other_values = np.append(other_values, claims)
-    other_residuals = np.append(other_residuals, np.zeros(len(claims)))
     values, residuals = status.values[wanted], status.residuals[wanted]
     margin = _relation_margin(state, rows=rows, cycles=cycles)
     limit = thresholds(values, tol=settings.tol, norm=state.norm, eps=state.eps)
@@ -955,8 +965,8 @@ def _finish(
         values=values,
         vectors=Y,
         residuals=residuals,
-        others=other_values if gaps else None,
-        other_residuals=other_residuals if gaps else None,
+        others=others[0],
+        other_residuals=others[1],
         tol=settings.tol,
         norm=norm,
         n_matvec=n_matvec,
